@@ -89,4 +89,5 @@ def cli_demo(argv: list[str] | None = None) -> int:
     return 0
 
 # %% ../nbs/90_cli.ipynb #4b61492c
+#| eval: false
 if __name__ == '__main__': sys.exit(main())
