@@ -12,6 +12,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# tests run two notebooks at a time on 2 cores: one BLAS/torch thread each avoids oversubscription
+test test-slow: export OMP_NUM_THREADS := 1
+test test-slow: export MKL_NUM_THREADS := 1
 
 .PHONY: setup sysdeps test test-slow export readme check-export demo clean-venv
 
