@@ -14,9 +14,9 @@ import pretty_midi, soundfile as sf, yaml
 from .midi import Notes
 
 # %% auto #0
-__all__ = ['ENSEMBLES', 'GM_CLASSES', 'SF2', 'SPLITS', 'Ensemble', 'inst_class', 'Score', 'chorale_sources', 'parse_score',
-           'Performance', 'perform', 'to_pretty_midi', 'Renderer', 'split_of', 'build_track', 'build_mini',
-           'build_mini_parser', 'cli_build_mini']
+__all__ = ['ENSEMBLES', 'GM_CLASSES', 'SF2', 'OTHER_WORKS', 'OTHER_EVERY', 'OTHER_MAX_SECONDS', 'SPLITS', 'Ensemble',
+           'inst_class', 'Score', 'chorale_sources', 'piece_plan', 'parse_score', 'Performance', 'perform',
+           'to_pretty_midi', 'Renderer', 'split_of', 'build_track', 'build_mini', 'build_mini_parser', 'cli_build_mini']
 
 # %% ../nbs/03a_mini.ipynb #5f0e0d74
 @dataclass(frozen=True)
@@ -64,6 +64,24 @@ def chorale_sources() -> list[str]:
     "Corpus paths of music21's bundled Bach chorales, in a fixed order."
     from music21 import corpus
     return sorted(str(p) for p in corpus.chorales.Iterator(returnType='filename'))
+
+# four-or-more-part works beyond the chorales (music21 corpus names; the first four parts are used)
+OTHER_WORKS = ('haydn/opus74no1/movement3', 'mozart/k80/movement1', 'beethoven/opus18no1/movement2',
+               'monteverdi/madrigal.3.1', 'palestrina/agnus_0')
+OTHER_EVERY = 6             # every 6th track is one of OTHER_WORKS, in turn
+OTHER_MAX_SECONDS = 60.0    # those movements run for minutes: keep their tracks chorale-sized
+
+def piece_plan(tracks: int, seed: int) -> list[tuple[str, float | None]]:
+    "Corpus source and length cap of each track: chorales in a seeded order, with every `OTHER_EVERY`-th track from `OTHER_WORKS`."
+    chorales = chorale_sources()
+    order = np.random.default_rng(seed).permutation(len(chorales))
+    plan, c = [], 0
+    for i in range(tracks):
+        if i % OTHER_EVERY == OTHER_EVERY - 1:
+            plan.append((OTHER_WORKS[(i // OTHER_EVERY) % len(OTHER_WORKS)], OTHER_MAX_SECONDS))
+        else:
+            plan.append((chorales[order[c % len(chorales)]], None)); c += 1
+    return plan
 
 def parse_score(source: str, max_voices: int = 4) -> Score:
     "Parse a music21 corpus piece into a `Score` (first `max_voices` parts; chords split into notes)."
@@ -259,10 +277,8 @@ def build_mini(out: str | os.PathLike, tracks: int = 60, seed: int = 0, sample_r
     if tracks < 1: raise ValueError(f"tracks must be >= 1, got {tracks}")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    sources = chorale_sources()
-    order = np.random.default_rng(seed).permutation(len(sources))
-    picks = [sources[order[i % len(sources)]] for i in range(tracks)]
-    todo = [(str(out), i + 1, tracks, src, seed, sample_rate, max_seconds, str(sf2)) for i, src in enumerate(picks)
+    cap = lambda c: c if max_seconds is None else (max_seconds if c is None else min(c, max_seconds))
+    todo = [(str(out), i + 1, tracks, src, seed, sample_rate, cap(c), str(sf2)) for i, (src, c) in enumerate(piece_plan(tracks, seed))
             if not (out / split_of(i, tracks) / f"Track{i + 1:05d}" / 'metadata.yaml').exists()]
     workers = workers or min(len(todo), os.cpu_count() or 1, 8) or 1
     from tqdm.auto import tqdm
