@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:function, one-line help)
     'roll': ('hsmad.cli:cli_roll', 'render a MIDI file through the SRM to .npy (384, N) or .png'),
     'demo': ('hsmad.cli:cli_demo', 'the main job on the built-in data (see README)'),
+    'info': ('hsmad.model:cli_info', 'parameter counts per component and level lengths of a preset/variant'),
     'data': ('hsmad.cache:cli_data', 'build-mini: the mini dataset; encode: a dataset to the latent cache'),
     'transcribe': ('hsmad.transcribe:cli_transcribe', 'audio to MIDI with a transcriber (basic-pitch offline by default)'),
     'eval-notes': ('hsmad.metrics:cli_eval_notes', 'note P/R/F1, TAE and velocity r of EST.mid against REF.mid'),
