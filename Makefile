@@ -15,6 +15,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # tests run two notebooks at a time on 2 cores: one BLAS/torch thread each avoids oversubscription
 test test-slow: export OMP_NUM_THREADS := 1
 test test-slow: export MKL_NUM_THREADS := 1
+# OpenMP threads that spin while waiting starve the other worker on a loaded 2-core machine
+test test-slow: export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup sysdeps test test-slow export readme check-export demo clean-venv
 

@@ -219,11 +219,15 @@ class AuxLabels:
     chroma: Tensor | None = None       # (B, 12, T) pitch-class activity in [0, 1], T <= T_Mp
     chroma_mask: Tensor | None = None  # (B, T) bool
     beat: Tensor | None = None         # (B, 2, T) beat, downbeat in {0, 1}
-    beat_mask: Tensor | None = None    # (B, T) bool
+    beat_mask: Tensor | None = None    # (B, 2, T) bool, beat and downbeat masked separately; (B, T) masks both
     tempo: Tensor | None = None        # (B,) log-BPM (natural log)
     tempo_mask: Tensor | None = None   # (B,) bool
     key: Tensor | None = None          # (B,) long, 0..23: tonic k % 12, major if k < 12
     key_mask: Tensor | None = None     # (B,) bool
+
+    def to(self, device) -> AuxLabels:
+        "The labels with every tensor on `device`."
+        return AuxLabels(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device) for f in fields(self)})
 
 # %% ../nbs/04_hse.ipynb #c468efcc
 def masked_mean_pool(x: Tensor, mask: Tensor) -> Tensor:
@@ -251,15 +255,18 @@ def _masked_avg(loss: Tensor, mask: Tensor) -> Tensor:
     return (loss * m).sum() / m.sum().clamp_min(1.0)
 
 def _frame_label(y: Tensor | None, mask: Tensor | None, frame_mask: Tensor, C: int, name: str):
-    "Pad a (B, C, T) label and its (B, T) mask to the padded T_M and combine with the frame mask."
+    """Pad a (B, C, T) label and its mask -- (B, T) for all channels or (B, C, T) per channel -- to the
+    padded T_M; returns the label and a (B, C, T_M) mask combined with the frame mask."""
     B, Tp = frame_mask.shape
     if y is None: return None, None
     if y.dim() != 3 or y.shape[0] != B or y.shape[1] != C or y.shape[2] > Tp:
         raise ValueError(f"AuxLabels.{name} must be (B, {C}, T) with B={B} and T <= T_M={Tp}, got {tuple(y.shape)}")
     T = y.shape[2]
     mask = torch.ones(B, T, dtype=torch.bool, device=y.device) if mask is None else mask.bool()
-    if mask.shape != (B, T): raise ValueError(f"AuxLabels.{name}_mask must be (B, T)=({B}, {T}), got {tuple(mask.shape)}")
-    return F.pad(y.float(), (0, Tp - T)), F.pad(mask, (0, Tp - T)) & frame_mask
+    if mask.shape == (B, T): mask = mask[:, None].expand(B, C, T)
+    if mask.shape != (B, C, T):
+        raise ValueError(f"AuxLabels.{name}_mask must be (B, T)=({B}, {T}) or (B, C, T)=({B}, {C}, {T}), got {tuple(mask.shape)}")
+    return F.pad(y.float(), (0, Tp - T)), F.pad(mask, (0, Tp - T)) & frame_mask[:, None]
 
 def _clip_label(y: Tensor | None, mask: Tensor | None, B: int, name: str):
     if y is None: return None, None
@@ -274,9 +281,9 @@ def aux_losses(pred: AuxPredictions, labels: AuxLabels, mask_M: Tensor) -> dict[
     zero = pred.tempo.sum() * 0.0
     out = {}
     y, m = _frame_label(labels.chroma, labels.chroma_mask, mask_M, 12, 'chroma')
-    out['chroma'] = zero if y is None else _masked_avg(F.binary_cross_entropy_with_logits(pred.chroma, y, reduction='none').mean(1), m)
-    y, m = _frame_label(labels.beat, labels.beat_mask, mask_M, 2, 'beat')
-    out['beat'] = zero if y is None else _masked_avg(F.binary_cross_entropy_with_logits(pred.beat, y, reduction='none').mean(1), m)
+    out['chroma'] = zero if y is None else _masked_avg(F.binary_cross_entropy_with_logits(pred.chroma, y, reduction='none'), m)
+    y, m = _frame_label(labels.beat, labels.beat_mask, mask_M, 2, 'beat')   # per channel: beats without downbeats count
+    out['beat'] = zero if y is None else _masked_avg(F.binary_cross_entropy_with_logits(pred.beat, y, reduction='none'), m)
     y, m = _clip_label(labels.tempo, labels.tempo_mask, B, 'tempo')
     out['tempo'] = zero if y is None else _masked_avg((pred.tempo - y.float()) ** 2, m)
     y, m = _clip_label(labels.key, labels.key_mask, B, 'key')

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, hashlib, json, os, shutil, sys, time, uuid
 from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -286,7 +287,8 @@ def build_mini(out: str | os.PathLike, tracks: int = 60, seed: int = 0, sample_r
     if workers == 1:
         for a in todo: _build_one(a); bar.update()
     elif todo:
-        with ProcessPoolExecutor(workers) as ex:
+        # spawn, not fork: forking a process that has imported torch (a notebook, a trainer) can deadlock
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as ex:
             for _ in ex.map(_build_one, todo): bar.update()
     bar.close()
     size = sum(f.stat().st_size for f in out.rglob('*') if f.is_file())

@@ -13,11 +13,12 @@ import torch
 from .midi import Notes, load_pretty_midi
 from .config import LatentGeometry
 from .srm import render_srm
+from .hse import AuxLabels  # the model's typed targets: one class for data and model
 
 # %% auto #0
 __all__ = ['PITCH_CLASSES', 'KEY_NAMES', 'key_index', 'pitch_class_weights', 'key_from_notes', 'TrackLabels', 'midi_beat_labels',
-           'audio_beats', 'track_labels', 'CropLabels', 'crop_labels', 'AuxLabels', 'TrainingBatch', 'Sample',
-           'collate', 'CropDataset', 'write_synthetic_cache']
+           'audio_beats', 'track_labels', 'CropLabels', 'crop_labels', 'TrainingBatch', 'Sample', 'collate',
+           'CropDataset', 'write_synthetic_cache']
 
 # %% ../nbs/03e_samples.ipynb #a42dcbb2
 PITCH_CLASSES = ('C', 'C#', 'D', 'E-', 'E', 'F', 'F#', 'G', 'A-', 'A', 'B-', 'B')
@@ -157,21 +158,6 @@ def crop_labels(notes: Notes, labels: TrackLabels, t0: float, n_frames: int, val
     return CropLabels(chroma, m_valid, beat, beat_mask, tempo, bool(tempo_ok), int(labels.key or 0), key_ok)
 
 # %% ../nbs/03e_samples.ipynb #ba7c6e38
-@dataclass
-class AuxLabels:
-    "Auxiliary targets of a batch at `T_M` (chroma, beats) and per crop (tempo, key), each with its mask."
-    chroma: torch.Tensor       # (B, 12, T_M) float, 1 where the pitch class sounds
-    chroma_mask: torch.Tensor  # (B, T_M) bool
-    beat: torch.Tensor         # (B, 2, T_M) float: [beat, downbeat]
-    beat_mask: torch.Tensor    # (B, 2, T_M) bool
-    tempo: torch.Tensor        # (B,) float, log BPM
-    tempo_mask: torch.Tensor   # (B,) bool
-    key: torch.Tensor          # (B,) long, 0..23
-    key_mask: torch.Tensor     # (B,) bool
-
-    def to(self, device) -> AuxLabels:
-        return AuxLabels(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
-
 @dataclass
 class TrainingBatch:
     "One training batch (see the table above). `latents` are normalised with the cache's statistics."
