@@ -96,7 +96,7 @@ class HSMADConfig:
     hse_conv_kernel: int = 31      # Conformer depthwise convolution kernel
     dropout: float = 0.1           # dropout in HSE and U-Net transformer blocks
     # --- MRCI 1D U-Net (paper §3.2.3)
-    c_high: int = 512              # U-Net channels at T_H (must be >= latent_channels/2; see SPEC §10)
+    c_high: int = 512              # U-Net channels at T_H (SPEC §10: narrower than the latent hurt ε-prediction)
     c_mid: int = 1024              # U-Net channels at T_M
     c_low: int = 1536              # U-Net channels at T_L (bottleneck)
     res_blocks: int = 2            # 1D ResNet blocks per U-Net level and direction
@@ -107,7 +107,7 @@ class HSMADConfig:
     style_encoder: str = 'minilm'  # style encoder name; the paper uses CLAP or T5
     style_dim: int = 384           # F_style width produced by the style encoder
     # --- diffusion and guidance (paper §2.5)
-    prediction: str = 'epsilon'    # 'epsilon' (paper) or 'v_prediction'
+    prediction: str = 'v_prediction'  # 'v_prediction' (ours, measured: nbs/10_diffusion) or 'epsilon' (the paper)
     train_timesteps: int = 1000    # DDPM timesteps
     beta_schedule: str = 'squaredcos_cap_v2'  # diffusers beta schedule
     p_H: float = 0.1               # structure-condition dropout for CFG
@@ -180,7 +180,7 @@ _PRESETS: dict[str, dict] = {
     'tiny': dict(name='tiny', codec='stft', sample_rate=16000, hop=256, latent_channels=513, clip_seconds=4.096,
                  d_event=64, d_local=96, d_global=128, hse_blocks=1, hse_heads=4, hse_ffn=128, hse_conv_kernel=15,
                  c_high=128, c_mid=192, c_low=256, res_blocks=1, attn_blocks=1, heads=4, dropout=0.0,
-                 prediction='v_prediction', lr=5e-4, warmup_steps=100, steps=3000, batch_size=16, ema_decay=0.99,
+                 lr=5e-4, warmup_steps=100, steps=3000, batch_size=16, ema_decay=0.99,
                  sample_steps=25),
 }
 PRESETS = tuple(_PRESETS)
