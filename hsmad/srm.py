@@ -82,12 +82,15 @@ def srm_tensors(pitch: torch.Tensor, start: torch.Tensor, end: torch.Tensor, vel
         add_points(sus_rows, h, torch.where((d <= R + _EPS) & (d > 0), g(d), torch.zeros_like(d)))
         # velocity wherever the sustain is non-zero: [s, e + R]
         add_box(vel_rows, first, torch.floor(e.detach() + R + _EPS).long(), vel)
-    compact = D.view(3 * U, T + 1).cumsum(1)[:, :T]                                           # (3U, T) float64
     b_, p_ = used // P, used % P
     target = torch.cat([b_ * 3 * P + g_ * P + p_ for g_ in range(3)])                          # (3U,) rows of (B*3P)
     out = torch.zeros(n_batch * 3 * P, T, dtype=dt, device=dev)
-    if compact.requires_grad: out = out.index_copy(0, target, compact.to(dt))                # autograd-safe
-    else: out.index_copy_(0, target, compact.to(dt))                                          # in place: no clone of out
+    D = D.view(3 * U, T + 1)
+    if D.requires_grad:                                                                       # autograd-safe path
+        out = out.index_copy(0, target, D.cumsum(1)[:, :T].to(dt))
+    else:  # data loading: cumsum in place and no clones -- every fresh multi-MB buffer costs page faults
+        torch.cumsum(D, 1, out=D)
+        out.index_copy_(0, target, D[:, :T].to(dt))
     return out.view(n_batch, 3 * P, T)
 
 # %% ../nbs/02_srm.ipynb #327e639c
