@@ -18,7 +18,7 @@ test test-slow: export MKL_NUM_THREADS := 1
 # OpenMP threads that spin while waiting starve the other worker on a loaded 2-core machine
 test test-slow: export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup sysdeps test test-slow export readme check-export demo clean-venv
+.PHONY: setup sysdeps test test-slow export readme check-export demo paper clean-venv
 
 setup: $(STAMP)
 
@@ -60,6 +60,10 @@ test-slow: setup
 
 demo: setup  ## the main job on the built-in mini data
 	$(BIN)/hsmad demo --out figures
+
+SCALE ?= tiny
+paper: setup  ## experiment notebooks -> executed/, results/, figures/ (SCALE=tiny|paper; paper needs DATA_ROOT, GPUS; optional HSMAD_RUN GLOBAL_RUN FLAT_RUN ABLATION_RUNS)
+	DATASET="$(DATASET)" DATA_ROOT="$(DATA_ROOT)" GPUS="$(GPUS)" STEPS="$(STEPS)" HSMAD_RUN="$(HSMAD_RUN)" GLOBAL_RUN="$(GLOBAL_RUN)" FLAT_RUN="$(FLAT_RUN)" ABLATION_RUNS="$(ABLATION_RUNS)" tools/paper.sh $(SCALE)
 
 clean-venv:
 	rm -rf $(VENV)
