@@ -8,8 +8,12 @@ import os, warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Sequence
+import contextlib, io
 import numpy as np
-import pretty_midi
+# pretty_midi imports pyfluidsynth when it is installed, and pyfluidsynth prints "'fluidsynth' was found at ..."
+# to stdout whenever the CI environment variable is set; that would corrupt a command's one-line JSON output.
+with contextlib.redirect_stdout(io.StringIO()):
+    import pretty_midi
 
 # %% auto #0
 __all__ = ['MidiError', 'Notes', 'load_pretty_midi', 'notes_from_pretty_midi', 'read_midi', 'chorale_midi']

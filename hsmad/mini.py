@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 import numpy as np
+from .midi import Notes  # first: it imports pretty_midi (and pyfluidsynth) without printing
 import pretty_midi, soundfile as sf, yaml
-from .midi import Notes
 
 # %% auto #0
 __all__ = ['ENSEMBLES', 'GM_CLASSES', 'SF2', 'OTHER_WORKS', 'OTHER_EVERY', 'OTHER_MAX_SECONDS', 'SPLITS', 'Ensemble',
