@@ -58,8 +58,8 @@ test-slow: setup
 	$(BIN)/nbdev_test --n_workers 1 --flags slow --timing
 	$(BIN)/python -m pytest -q tests --runslow
 
-demo: setup  ## the main job on the built-in mini data
-	$(BIN)/hsmad demo --out figures
+demo: setup  ## the main job on the built-in mini data: build, encode, train HS-MAD + Baseline-Global, generate, evaluate, figures, report
+	PY=$(BIN)/python DEMO_STEPS="$(DEMO_STEPS)" tools/demo.sh
 
 SCALE ?= tiny
 paper: setup  ## experiment notebooks -> executed/, results/, figures/ (SCALE=tiny|paper; paper needs DATA_ROOT, GPUS; optional HSMAD_RUN GLOBAL_RUN FLAT_RUN ABLATION_RUNS)

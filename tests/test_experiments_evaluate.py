@@ -26,8 +26,9 @@ def kernel():
 def smoke(kernel, tmp_path_factory):
     import papermill as pm
     d = tmp_path_factory.mktemp('evaluate')
-    env = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')}
+    env = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'TMPDIR')}
     os.environ.setdefault('OMP_NUM_THREADS', '1'); os.environ.setdefault('MKL_NUM_THREADS', '1')  # the kernel inherits them
+    os.environ['TMPDIR'] = str(d)                     # the smoke dataset's temporary folder goes where pytest cleans up
     try:
         pm.execute_notebook(str(NB), str(d / 'evaluate.out.ipynb'), kernel_name=kernel, cwd=str(ROOT), progress_bar=False,
                             parameters=dict(smoke=True, runs=[], out_dir=str(d / 'results'), name='smoke'))

@@ -27,9 +27,10 @@ def outdir(tmp_path_factory):
 
 def _execute(kernel, outdir, nb, **params):
     import papermill as pm
-    env = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OMP_WAIT_POLICY')}
+    env = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OMP_WAIT_POLICY', 'TMPDIR')}
     os.environ.setdefault('OMP_NUM_THREADS', '1'); os.environ.setdefault('MKL_NUM_THREADS', '1')
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')                     # the kernel inherits them
+    os.environ['TMPDIR'] = str(outdir)               # smoke datasets go where pytest cleans up
     try:
         pm.execute_notebook(str(EXP / f'{nb}.ipynb'), str(outdir / f'{nb}.out.ipynb'), kernel_name=kernel, cwd=str(ROOT),
                             progress_bar=False, parameters=dict(smoke=True, **params))
@@ -162,6 +163,6 @@ def test_figures(kernel, outdir, baselines, ablations, control):
     got = {Path(d['figure']).name: Path(d['source']).name for d in man['figures']}
     assert got == {'baselines.png': 'baselines.json', 'ablations.png': 'ablations.json', 'drift_tae.png': 'ablations.json',
                    'control_prompts.png': 'control.json', 'control_pareto.png': 'control.json'}
-    assert [Path(s['source']).name for s in man['skipped']] == ['evaluate.json']   # not run here: skipped, and said so
+    assert [Path(s['source']).name for s in man['skipped']] == ['evaluate.json', 'demo.json']   # not run here: skipped, and said so
     for f in got: assert (outdir / 'figures' / f).stat().st_size > 5000
     assert sorted(p.name for p in (outdir / 'figures').iterdir()) == sorted(got)

