@@ -18,7 +18,7 @@ from .hse import (Attention, StridedDownsample, StructureFeatures, check_frame_m
 
 # %% auto #0
 __all__ = ['VARIANTS', 'VariantSpec', 'variant_spec', 'timestep_embedding', 'ConditionEmbedding', 'AdaLN', 'TCA', 'GatedTCA',
-           'toy_alignment', 'ResBlock1D', 'TransformerBlock', 'UNetLevel', 'Upsample', 'MRCIUNet']
+           'toy_alignment', 'ResBlock1D', 'TransformerBlock', 'UNetLevel', 'Upsample', 'LatentSkip', 'MRCIUNet']
 
 # %% ../nbs/05_unet.ipynb #5112263f
 @dataclass(frozen=True)
@@ -188,6 +188,22 @@ class Upsample(nn.Module):
         return self.conv(x) * _m(mask, x)
 
 # %% ../nbs/05_unet.ipynb #40affe5f
+class LatentSkip(nn.Module):
+    "out = Σ_j w_{c,j}(c) · z_t[c, τ + j - k//2]: depthwise filter of z_t with taps from the condition vector; 0 at init."
+    def __init__(self, channels: int, d_cond: int, kernel: int):
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0: raise ValueError(f"latent_skip_kernel must be odd and positive, got {kernel}")
+        self.C, self.k = channels, kernel
+        self.taps = nn.Linear(d_cond, channels * kernel)
+        nn.init.zeros_(self.taps.weight); nn.init.zeros_(self.taps.bias)
+
+    def forward(self, z: Tensor, c: Tensor) -> Tensor:
+        "z (B, C, T), c (B, d_cond) -> (B, C, T)."
+        w = self.taps(F.silu(c)).view(-1, self.C, 1, self.k)                     # (B, C, 1, k)
+        zp = F.pad(z, (self.k // 2, self.k // 2)).unfold(-1, self.k, 1)          # (B, C, T, k)
+        return (zp * w).sum(-1)
+
+# %% ../nbs/05_unet.ipynb #722901c7
 class MRCIUNet(nn.Module):
     "Multi-resolution condition-injection 1D U-Net with SCM; `forward(z_t, t, F_style, feats, frame_mask) -> (B, C, T_H)`."
     def __init__(self, cfg: HSMADConfig, spec: VariantSpec):
@@ -217,6 +233,7 @@ class MRCIUNet(nn.Module):
         self.up_high = lvl(ch, d_H)
         self.out_norm = AdaLN(ch, d)
         self.out_conv = nn.Conv1d(ch, cfg.latent_channels, 3, padding=1)
+        self.latent_skip = LatentSkip(cfg.latent_channels, d, cfg.latent_skip_kernel) if cfg.latent_skip_kernel else None
 
     def _level_inputs(self, feats: StructureFeatures):
         "The (F_l, mask) pairs each level reads, or None where the variant injects nothing."
@@ -253,4 +270,6 @@ class MRCIUNet(nn.Module):
         h = self.fuse_high(torch.cat([h, skip_H], 1))
         h = self.up_high(h, c, mask_H, F_H, fm_H)
         h = F.silu(self.out_norm(h.transpose(1, 2), c)).transpose(1, 2) * _m(mask_H, h)
-        return self.out_conv(h)[..., :T_H]                                              # (B, C, T_H)
+        out = self.out_conv(h)
+        if self.latent_skip is not None: out = out + self.latent_skip(z * _m(mask_H, z), c)   # full-rank path (ours)
+        return out[..., :T_H]                                                           # (B, C, T_H)
