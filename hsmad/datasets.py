@@ -16,8 +16,8 @@ from .midi import Notes, read_midi, load_pretty_midi
 
 # %% auto #0
 __all__ = ['SLAKH_LAYOUT', 'SLAKH_SPLIT_FOLDERS', 'MAESTRO_LAYOUT', 'MAESTRO_STYLE', 'MAESTRO_COLUMNS', 'DATASETS',
-           'DatasetError', 'Track', 'load_audio', 'audio_duration', 'slakh_split_by_id', 'read_slakh_track',
-           'read_slakh', 'read_maestro', 'open_dataset']
+           'DatasetError', 'Track', 'resample_audio', 'load_audio', 'audio_duration', 'slakh_split_by_id',
+           'read_slakh_track', 'read_slakh', 'read_maestro', 'open_dataset']
 
 # %% ../nbs/03b_datasets.ipynb #ec50edce
 class DatasetError(FileNotFoundError):
@@ -46,6 +46,13 @@ class Track:
         return Path(self.meta['tempo_midi']) if self.meta.get('tempo_midi') else (Path(self.midi[0]) if self.midi else None)
 
 # %% ../nbs/03b_datasets.ipynb #f1897ba9
+def resample_audio(y: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
+    "Mono audio from `sr` to `sample_rate` with a polyphase filter (exact rational ratio), as float32; the one resampler of the data path."
+    if int(sr) == int(sample_rate): return np.asarray(y, np.float32)
+    from scipy.signal import resample_poly
+    g = gcd(int(sr), int(sample_rate))
+    return resample_poly(np.asarray(y, np.float64), int(sample_rate) // g, int(sr) // g).astype(np.float32)
+
 def load_audio(path: str | os.PathLike, sample_rate: int, offset: float = 0.0, duration: float | None = None) -> np.ndarray:
     "Mono float32 audio of `path` at `sample_rate` (downmixed, resampled); optionally a window in seconds."
     p = Path(path)
@@ -55,12 +62,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int, offset: float = 0.0, d
     start = int(round(offset * info.samplerate))
     stop = None if duration is None else start + int(round(duration * info.samplerate))
     y, sr = sf.read(str(p), start=start, stop=stop, dtype='float32', always_2d=True)
-    y = y.mean(1)
-    if sr != sample_rate:
-        from scipy.signal import resample_poly
-        g = gcd(int(sr), int(sample_rate))
-        y = resample_poly(y, sample_rate // g, sr // g).astype(np.float32)
-    return y
+    return resample_audio(y.mean(1), sr, sample_rate)
 
 def audio_duration(path: str | os.PathLike) -> float:
     "Duration in seconds from the file header."

@@ -88,10 +88,8 @@ def audio_beats(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     "Beat times (s) from madmom's RNN beat activation + DBN beat tracker (100 fps) on mono audio."
     from madmom.audio.signal import Signal
     from madmom.features.beats import RNNBeatProcessor, DBNBeatTrackingProcessor
-    if sample_rate != 44100:
-        from scipy.signal import resample_poly
-        g = math.gcd(int(sample_rate), 44100)
-        wave = resample_poly(wave, 44100 // g, int(sample_rate) // g)
+    from hsmad.datasets import resample_audio
+    wave = resample_audio(wave, sample_rate, 44100)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         act = RNNBeatProcessor()(Signal(np.asarray(wave, np.float32), sample_rate=44100, num_channels=1))

@@ -108,12 +108,8 @@ class ClapStyle(StyleEncoder):
     def embed_audio(self, waves: Sequence[np.ndarray], sample_rate: int) -> torch.Tensor:
         "`(n, dim)` embeddings of reference audio (mono arrays, resampled to the processor's rate)."
         sr = int(self.processor.feature_extractor.sampling_rate)
-        if sample_rate != sr:
-            from math import gcd
-            from scipy.signal import resample_poly
-            g = gcd(int(sample_rate), sr)
-            waves = [resample_poly(np.asarray(w, np.float64), sr // g, int(sample_rate) // g) for w in waves]
-        x = self.processor(audio=[np.asarray(w, np.float32) for w in waves], sampling_rate=sr, return_tensors='pt').to(self.device)
+        from hsmad.datasets import resample_audio
+        x = self.processor(audio=[resample_audio(w, sample_rate, sr) for w in waves], sampling_rate=sr, return_tensors='pt').to(self.device)
         return torch.nn.functional.normalize(_pooled(self.model.get_audio_features(**x)).float(), dim=-1).cpu()
 
 class T5Style(StyleEncoder):
