@@ -199,9 +199,9 @@ class LatentSkip(nn.Module):
 
     def forward(self, z: Tensor, c: Tensor) -> Tensor:
         "z (B, C, T), c (B, d_cond) -> (B, C, T)."
-        w = self.taps(F.silu(c)).view(-1, self.C, 1, self.k)                     # (B, C, 1, k)
-        zp = F.pad(z, (self.k // 2, self.k // 2)).unfold(-1, self.k, 1)          # (B, C, T, k)
-        return (zp * w).sum(-1)
+        B, C, T = z.shape
+        w = self.taps(F.silu(c)).reshape(B * C, 1, self.k)                        # one filter per (clip, channel)
+        return F.conv1d(z.reshape(1, B * C, T), w, padding=self.k // 2, groups=B * C).view(B, C, T)
 
 # %% ../nbs/05_unet.ipynb #722901c7
 class MRCIUNet(nn.Module):

@@ -20,9 +20,9 @@ def training_summary(run: Path) -> dict:
     recs = [r for r in recs if 'ldm' in r]
     if not recs: return dict(run=str(run), steps=0)
     last = recs[-10:]
-    cfg = {}
-    cks = sorted((run / 'checkpoints').glob('step_*')) if (run / 'checkpoints').is_dir() else []
-    if cks and (cks[-1] / 'config.json').is_file(): cfg = json.loads((cks[-1] / 'config.json').read_text())
+    from hsmad.train import checkpoints
+    cks = checkpoints(run)
+    cfg = json.loads((cks[-1] / 'config.json').read_text()) if cks else {}
     return dict(run=str(run), steps=recs[-1]['step'], ldm_last10=float(np.mean([r['ldm'] for r in last])),
                 steps_per_s=float(np.mean([r.get('steps_per_s', np.nan) for r in last])),
                 batch_size=cfg.get('batch_size'), variant=cfg.get('variant'), codec=cfg.get('codec'),
