@@ -27,13 +27,13 @@ def main(argv=None):
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
     import torch; torch.set_num_threads(1)
-    from hsmad.cache import LatentCache, CropSampler, encode_dataset
-    from hsmad.samples import CropDataset
+    from hsmad.data.cache import LatentCache, CropSampler, encode_dataset
+    from hsmad.data.samples import CropDataset
     tmp = None
     if a.cache is None:
         tmp = tempfile.mkdtemp(); a.cache = os.path.join(tmp, 'cache')
         if a.data_root is None:
-            from hsmad.mini import build_mini
+            from hsmad.data.mini import build_mini
             a.data_root = os.path.join(tmp, 'mini'); build_mini(a.data_root, tracks=a.tracks, seed=0, progress=False)
         encode_dataset('mini', a.data_root, a.codec, a.cache, progress=False)
     c = LatentCache(a.cache)

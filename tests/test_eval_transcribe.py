@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from hsmad.midi import Notes
-from hsmad.transcribe import (ByteDancePianoTranscriber, Transcriber, get_transcriber, register_transcriber, TRANSCRIBERS,
+from hsmad.eval.transcribe import (ByteDancePianoTranscriber, Transcriber, get_transcriber, register_transcriber, TRANSCRIBERS,
                               notes_from_events)
 
 

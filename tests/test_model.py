@@ -14,7 +14,7 @@ LEVELS = ('F_event', 'F_local', 'F_global')
 
 
 def injected(variant: str) -> dict[str, bool]:
-    "Which HSE levels the U-Net of `variant` reads (from the variant table of nbs/05_unet)."
+    "Which HSE levels the U-Net of `variant` reads (from the variant table of nbs/21_unet)."
     s = variant_spec(variant)
     return dict(F_event=s.event, F_local=s.local, F_global=s.global_ != 'none')
 

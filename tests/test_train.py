@@ -115,7 +115,7 @@ def test_crash_during_checkpoint_write_keeps_previous(cache, tmp_path):
 
 def test_cli_train_encodes_mini_then_trains(tmp_path):
     "`hsmad train --dataset mini`: a 2-track mini dataset is encoded to the cache first, then 2 steps train."
-    from hsmad.mini import build_mini
+    from hsmad.data.mini import build_mini
     from hsmad.train import cli_train
     root = tmp_path / 'mini'
     build_mini(root, tracks=2, max_seconds=3.0, workers=1, progress=False)

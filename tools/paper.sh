@@ -22,7 +22,7 @@ case "$SCALE" in
     if [ "$SMOKE" = 1 ]; then DATA_ROOT=""
     elif [ ! -f "$DATA_ROOT/mini.json" ]; then
       echo "[paper] building the mini dataset in $DATA_ROOT"
-      "$PY" -c "from hsmad.mini import build_mini; build_mini('$DATA_ROOT')"
+      "$PY" -c "from hsmad.data.mini import build_mini; build_mini('$DATA_ROOT')"
     fi ;;
   paper)
     DATASET=${DATASET:-slakh}; PRESET=${PRESET:-paper}; STEPS=${STEPS:-200000}; GPUS=${GPUS:-1}
