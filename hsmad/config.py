@@ -6,10 +6,10 @@
 from __future__ import annotations
 import dataclasses, json, math
 from dataclasses import dataclass, field, asdict
-from typing import Any
+from typing import Any, Sequence
 
 # %% auto #0
-__all__ = ['PRESETS', 'LatentGeometry', 'HSMADConfig', 'get_preset']
+__all__ = ['PRESETS', 'LatentGeometry', 'HSMADConfig', 'get_preset', 'parse_overrides']
 
 # %% ../nbs/00_config.ipynb #47f69a1d
 @dataclass(frozen=True)
@@ -193,3 +193,14 @@ def get_preset(name: str, **overrides) -> HSMADConfig:
     "The named preset (`tiny`, `small`, `paper`) with optional field overrides."
     if name not in _PRESETS: raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
     return HSMADConfig().replace(**{**_PRESETS[name], **overrides})
+
+# %% ../nbs/00_config.ipynb #a8f65f2b
+def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
+    "`['lr=1e-3', 'variant=flat']` -> `{'lr': 0.001, 'variant': 'flat'}`: values as JSON when they parse, else strings."
+    out = {}
+    for it in items or ():
+        if '=' not in it: raise ValueError(f"--set expects name=value, got {it!r}")
+        k, v = it.split('=', 1)
+        try: out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError: out[k.strip()] = v
+    return out

@@ -15,7 +15,8 @@ from torch import Tensor
 from diffusers import DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler
 
 from .config import HSMADConfig
-from .hse import StructureFeatures, AuxLabels
+from .data.labels import AuxLabels
+from .hse import StructureFeatures
 
 # %% auto #0
 __all__ = ['PREDICTIONS', 'SAMPLERS', 'CFG_FORMS', 'train_scheduler', 'sampler_scheduler', 'NoiseDraw', 'sample_seed',
@@ -204,7 +205,7 @@ def sample(model, S_sync: Tensor, F_style: Tensor, frame_mask: Tensor | None = N
 # %% ../nbs/23_diffusion.ipynb #bf8cd927
 def toy_prediction_study(prediction: str, steps: int = 300, sample_steps: int = 10, seed: int = 0, sampler: str = 'dpm++') -> dict:
     "Train a micro HS-MAD on `z0 = W·S_sync` with `prediction`; relative MSE of conditional samples on held-out S_sync."
-    from hsmad.hse import micro_config
+    from hsmad.testing import micro_config
     from hsmad.model import HSMAD
     torch.manual_seed(seed)
     cfg = micro_config(prediction=prediction, p_H=0.1, p_S=0.1)

@@ -15,7 +15,7 @@ import torch
 from .midi import Notes, read_midi, MidiError
 from .srm import render_srm
 from .diffusion import sample, SAMPLERS, CFG_FORMS
-from .train import Pretrained, load_pretrained
+from .checkpoint import Pretrained, load_pretrained
 
 # %% auto #0
 __all__ = ['window_plan', 'Generation', 'style_embedding', 'generate', 'generate_clips', 'generate_parser', 'cli_generate']

@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import HSMADConfig, get_preset
+from .data.labels import AuxLabels
 
 # %% auto #0
 __all__ = ['LOG_BPM_CENTER', 'rotary', 'Attention', 'check_frame_mask', 'pad_to_multiple', 'downsample_mask', 'StridedDownsample',
            'FeedForward', 'ConvModule', 'ConformerBlock', 'ConformerStage', 'AuxPredictions', 'StructureFeatures',
-           'AuxLabels', 'masked_mean_pool', 'AuxHeads', 'aux_losses', 'HSE', 'micro_config']
+           'masked_mean_pool', 'AuxHeads', 'aux_losses', 'HSE']
 
 # %% ../nbs/20_hse.ipynb #5e81e9c4
 def rotary(x: Tensor, pos: Tensor, base: float = 10_000.0) -> Tensor:
@@ -213,22 +214,6 @@ class StructureFeatures:
     def detach(self) -> StructureFeatures:
         return replace(self, F_event=self.F_event.detach(), F_local=self.F_local.detach(), F_global=self.F_global.detach())
 
-@dataclass
-class AuxLabels:
-    "Auxiliary targets from the MIDI (or a beat tracker); every entry may be None or partly masked."
-    chroma: Tensor | None = None       # (B, 12, T) pitch-class activity in [0, 1], T <= T_Mp
-    chroma_mask: Tensor | None = None  # (B, T) bool
-    beat: Tensor | None = None         # (B, 2, T) beat, downbeat in {0, 1}
-    beat_mask: Tensor | None = None    # (B, 2, T) bool, beat and downbeat masked separately; (B, T) masks both
-    tempo: Tensor | None = None        # (B,) log-BPM (natural log)
-    tempo_mask: Tensor | None = None   # (B,) bool
-    key: Tensor | None = None          # (B,) long, 0..23: tonic k % 12, major if k < 12
-    key_mask: Tensor | None = None     # (B,) bool
-
-    def to(self, device) -> AuxLabels:
-        "The labels with every tensor on `device`."
-        return AuxLabels(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device) for f in fields(self)})
-
 # %% ../nbs/20_hse.ipynb #c468efcc
 def masked_mean_pool(x: Tensor, mask: Tensor) -> Tensor:
     "Mean of `x` (B, T, D) over frames where `mask` (B, T) is True -> (B, D)."
@@ -340,11 +325,3 @@ class HSE(nn.Module):
         rep = lambda v, m: v.expand(B, m.shape[1], -1) * m[..., None].to(v.dtype)
         return StructureFeatures(rep(self.null_event, mask_H), rep(self.null_local, mask_M), rep(self.null_global, mask_L),
                                  mask_H, mask_M, mask_L, T_H, None)
-
-# %% ../nbs/20_hse.ipynb #73fadd8c
-def micro_config(**overrides) -> HSMADConfig:
-    "`tiny` preset with test-sized widths (seconds on a CPU); overrides by field name."
-    base = dict(name='micro', latent_channels=8, n_pitches=8, d_event=16, d_local=24, d_global=32, hse_blocks=1, hse_heads=2,
-                hse_ffn=32, hse_conv_kernel=5, c_high=16, c_mid=24, c_low=32, res_blocks=1, attn_blocks=1, heads=2,
-                style_dim=12, dropout=0.0)
-    return get_preset('tiny').replace(**{**base, **overrides})

@@ -13,11 +13,12 @@ import torch.nn as nn
 from torch import Tensor
 
 from .config import HSMADConfig, PRESETS, get_preset
-from .hse import HSE, AuxLabels, StructureFeatures, aux_losses, check_frame_mask, micro_config
+from .data.labels import AuxLabels
+from .hse import HSE, StructureFeatures, aux_losses, check_frame_mask
 from .unet import VARIANTS, MRCIUNet, VariantSpec, variant_spec
 
 # %% auto #0
-__all__ = ['COMPONENTS', 'HSMAD', 'drop_conditions', 'param_counts', 'info', 'cli_info']
+__all__ = ['COMPONENTS', 'HSMAD', 'param_counts', 'info', 'cli_info']
 
 # %% ../nbs/22_model.ipynb #3ac4bee6
 class HSMAD(nn.Module):
@@ -84,21 +85,11 @@ class HSMAD(nn.Module):
         "Parameters per component (see `COMPONENTS`); they add up to the total."
         return param_counts(self)
 
-# %% ../nbs/22_model.ipynb #cc48f0d3
-def drop_conditions(model: HSMAD, feats: StructureFeatures, F_style: Tensor, p_H: float, p_S: float,
-                    generator: torch.Generator | None = None) -> tuple[StructureFeatures, Tensor]:
-    "Replace, per sample, the structure by ∅_H with probability `p_H` and the style by ∅_S with probability `p_S`."
-    for n, p in (('p_H', p_H), ('p_S', p_S)):
-        if not 0.0 <= p <= 1.0: raise ValueError(f"{n} must be in [0, 1], got {p}")
-    B = feats.batch_size
-    drop_H = torch.rand(B, generator=generator, device='cpu' if generator is None else generator.device) < p_H
-    drop_S = torch.rand(B, generator=generator, device='cpu' if generator is None else generator.device) < p_S
-    drop_H, drop_S = drop_H.to(F_style.device), drop_S.to(F_style.device)
-    null = model.hse.null(feats.mask_H[:, :feats.T_H])
-    aux = feats.aux
-    feats = replace(feats.where(~drop_H, null), aux=aux)      # aux predictions are the HSE's, kept for the aux loss
-    F_style = torch.where(drop_S[:, None], model.null_style_batch(B).to(F_style.dtype), F_style)
-    return feats, F_style
+    @classmethod
+    def from_pretrained(cls, path, device: str | torch.device = 'cpu', ema: bool = True) -> HSMAD:
+        "The trained model of a run or checkpoint folder, in eval mode (`hsmad.checkpoint.load_pretrained` gives it with its latent statistics)."
+        from hsmad.checkpoint import load_pretrained
+        return load_pretrained(path, device, ema).model
 
 # %% ../nbs/22_model.ipynb #b3c8177b
 COMPONENTS: dict[str, tuple[str, ...]] = {

@@ -4,7 +4,7 @@
 
 # %% ../nbs/25_train.ipynb #d6a24d0e
 from __future__ import annotations
-import argparse, contextlib, hashlib, json, math, os, shutil, signal, sys, time
+import argparse, contextlib, hashlib, json, math, os, sys, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Sequence
@@ -13,16 +13,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.distributed as dist
+from fastcore.basics import patch
 
-from .config import HSMADConfig, PRESETS, get_preset
+from .config import HSMADConfig, PRESETS, get_preset, parse_overrides
 from .model import HSMAD
+from .checkpoint import checkpoints, latest_checkpoint, save_checkpoint, clean_partial_checkpoints
+from .io import atomic_torch_save
 from .diffusion import train_scheduler, CFGDropout, diffusion_loss, draw_noise
 
 # %% auto #0
-__all__ = ['CKPT_PREFIX', 'lr_factor', 'EMA', 'checkpoints', 'latest_checkpoint', 'save_checkpoint', 'clean_partial_checkpoints',
-           'Pretrained', 'load_pretrained', 'Dist', 'setup_distributed', 'param_digest', 'NonFiniteLossError',
-           'TrainSettings', 'StepBatches', 'Trainer', 'micro_train_config', 'write_test_cache', 'write_style_table',
-           'prepare_cache', 'train_parser', 'cli_train']
+__all__ = ['lr_factor', 'EMA', 'Dist', 'setup_distributed', 'param_digest', 'NonFiniteLossError', 'TrainSettings', 'StepBatches',
+           'Trainer', 'prepare_cache', 'train_parser', 'cli_train']
 
 # %% ../nbs/25_train.ipynb #b7705bcc
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -48,106 +49,6 @@ class EMA:
         sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
         sd.update({k: v.to(sd[k].dtype) for k, v in self.shadow.items()})
         return sd
-
-# %% ../nbs/25_train.ipynb #49d6b26d
-CKPT_PREFIX = 'step_'
-
-def _fsync_dir(path: Path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-    except OSError: pass        # not supported on every filesystem
-
-def _write_file(path: Path, write) -> None:
-    "Write `path` with `write(file_object)`, flush and fsync (the unit the crash test interrupts)."
-    with open(path, 'wb') as f:
-        write(f); f.flush(); os.fsync(f.fileno())
-
-def _json_bytes(d) -> bytes: return (json.dumps(d, indent=2) + '\n').encode()
-
-def checkpoints(run: str | os.PathLike) -> list[Path]:
-    "Complete checkpoints of a run folder, oldest first."
-    d = Path(run) / 'checkpoints'
-    return sorted(p for p in d.glob(f'{CKPT_PREFIX}*') if p.is_dir()) if d.is_dir() else []
-
-def latest_checkpoint(path: str | os.PathLike) -> Path:
-    "The checkpoint folder `path` itself, or the newest complete checkpoint of the run folder `path`."
-    p = Path(path)
-    if (p / 'model.safetensors').is_file() and (p / 'config.json').is_file(): return p
-    ck = checkpoints(p)
-    if not ck: raise FileNotFoundError(f"{p} holds no checkpoint (neither model.safetensors + config.json nor "
-                                       f"checkpoints/{CKPT_PREFIX}*); train one with `hsmad train ... --out {p}`")
-    return ck[-1]
-
-def save_checkpoint(run: str | os.PathLike, step: int, files: dict[str, object], keep_last: int = 3) -> Path:
-    """Write checkpoint `step` of `run` atomically. `files`: name -> bytes, a state dict for `.safetensors`, or any
-    object for `.pt` (torch.save). Keeps the newest `keep_last` checkpoints (0: all)."""
-    from safetensors.torch import save
-    ck = Path(run) / 'checkpoints'; ck.mkdir(parents=True, exist_ok=True)
-    name = f'{CKPT_PREFIX}{step:08d}'
-    tmp = ck / f'.tmp-{name}-{os.getpid()}'
-    if tmp.exists(): shutil.rmtree(tmp)
-    tmp.mkdir()
-    for fname, obj in files.items():
-        if fname.endswith('.safetensors'):
-            data = save({k: v.detach().cpu().contiguous() for k, v in obj.items()})
-            _write_file(tmp / fname, lambda f: f.write(data))
-        elif fname.endswith('.pt'): _write_file(tmp / fname, lambda f: torch.save(obj, f))
-        else: _write_file(tmp / fname, lambda f: f.write(obj if isinstance(obj, bytes) else _json_bytes(obj)))
-    _fsync_dir(tmp)
-    final = ck / name
-    if final.exists(): final.rename(ck / f'.trash-{name}-{os.getpid()}')
-    os.replace(tmp, final)
-    _fsync_dir(ck)
-    if keep_last > 0:
-        for old in checkpoints(run)[:-keep_last]: old.rename(ck / f'.trash-{old.name}-{os.getpid()}')
-    for junk in ck.glob('.trash-*'): shutil.rmtree(junk, ignore_errors=True)
-    return final
-
-def clean_partial_checkpoints(run: str | os.PathLike) -> list[str]:
-    "Remove `.tmp-*` / `.trash-*` leftovers of a crashed writer; returns their names."
-    ck = Path(run) / 'checkpoints'
-    junk = sorted(ck.glob('.tmp-*')) + sorted(ck.glob('.trash-*')) if ck.is_dir() else []
-    for j in junk: shutil.rmtree(j, ignore_errors=True)
-    return [j.name for j in junk]
-
-# %% ../nbs/25_train.ipynb #f7db251a
-@dataclass
-class Pretrained:
-    "A trained HS-MAD: model (EMA weights), config, latent statistics, codec geometry and style encoder."
-    model: HSMAD
-    cfg: HSMADConfig
-    mean: torch.Tensor           # (C,) latent mean of the training cache
-    std: torch.Tensor            # (C,) latent std
-    codec: dict                  # codec name, sample_rate, hop, channels
-    style_encoder: str           # style-encoder name (hsmad.data.style.get_style_encoder)
-    style_table: dict            # training prompt -> F_style (no encoder needed for these)
-    step: int
-    path: Path
-
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        "Normalised latents (B, C, T) -> codec latents."
-        return z * self.std.to(z)[:, None] + self.mean.to(z)[:, None]
-
-def load_pretrained(path: str | os.PathLike, device: str | torch.device = 'cpu', ema: bool = True) -> Pretrained:
-    "Load a run folder (its newest checkpoint) or a checkpoint folder: `load_pretrained('runs/tiny').model`."
-    from safetensors.torch import load_file
-    ck = latest_checkpoint(path)
-    cfg = HSMADConfig.from_json(ck / 'config.json')
-    model = HSMAD(cfg)
-    if ema: sd = load_file(ck / 'model.safetensors')
-    else: sd = torch.load(ck / 'training_state.pt', map_location='cpu', weights_only=False)['model']
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{ck}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]}); "
-                         f"was it written by another version of hsmad?")
-    st = json.loads((ck / 'latent_stats.json').read_text())
-    sty = json.loads((ck / 'style.json').read_text()) if (ck / 'style.json').is_file() else dict(name=cfg.style_encoder)
-    table = torch.load(ck / 'style_table.pt', map_location='cpu') if (ck / 'style_table.pt').is_file() else {}
-    state = json.loads((ck / 'state.json').read_text()) if (ck / 'state.json').is_file() else {}
-    return Pretrained(model.to(device).eval(), cfg, torch.tensor(st['mean']), torch.tensor(st['std']), st.get('codec', {}),
-                      sty['name'], table, int(state.get('step', 0)), ck)
 
 # %% ../nbs/25_train.ipynb #d9102d0a
 @dataclass
@@ -216,7 +117,7 @@ class StepBatches:
 
     def __len__(self) -> int: return (self.steps - self.start) * self.accum
 
-# %% ../nbs/25_train.ipynb #a0edfee0
+# %% ../nbs/25_train.ipynb #e5e658c8
 def _style_table(out: Path, texts: Sequence[str], cfg: HSMADConfig, d: Dist) -> dict[str, torch.Tensor]:
     "Prompt -> F_style for the training prompts, computed once by rank 0 and stored in the run."
     p = out / 'style_table.pt'
@@ -226,13 +127,22 @@ def _style_table(out: Path, texts: Sequence[str], cfg: HSMADConfig, d: Dist) -> 
         if todo:
             from hsmad.data.style import get_style_encoder
             table.update(zip(todo, get_style_encoder(cfg.style_encoder).embed(todo)))
-            tmp = p.with_name(f'.{p.name}.tmp'); _write_file(tmp, lambda f: torch.save(table, f)); os.replace(tmp, p)
+            atomic_torch_save(p, table)
     if dist.is_initialized(): dist.barrier()
     table = torch.load(p)
     bad = [t for t in texts if t not in table or table[t].shape != (cfg.style_dim,)]
     if bad: raise ValueError(f"{p}: no {cfg.style_dim}-d embedding for prompts {bad[:3]}; delete the file to recompute "
                              f"(style encoder {cfg.style_encoder!r} must produce style_dim={cfg.style_dim})")
     return table
+
+class _Objective(nn.Module):
+    "The network plus its objective as one module, so that DDP sees one forward (the network itself stays pure)."
+    def __init__(self, model: HSMAD, cfg: HSMADConfig):
+        super().__init__()
+        self.model, self.scheduler, self.dropout = model, train_scheduler(cfg), CFGDropout(cfg.p_H, cfg.p_S)
+
+    def forward(self, z0, S_sync, frame_mask, F_style, draw, aux):
+        return diffusion_loss(self.model, self.scheduler, z0, S_sync, frame_mask, F_style, draw, self.dropout, aux)
 
 class Trainer:
     "Train HS-MAD on a latent cache; one process or many under torchrun."
@@ -275,179 +185,138 @@ class Trainer:
         if ts.resume and checkpoints(self.out): self._load(latest_checkpoint(self.out))
         elif ts.resume and self.d.main: print(f"[train] --resume: no checkpoint in {self.out}, starting at step 0", file=sys.stderr)
 
-    # ---- checkpoints
-    def _files(self, loss: float | None) -> dict:
-        c = self.cache
-        return {'model.safetensors': self.ema.state_dict(self.model), 'config.json': self.cfg.to_dict(),
-                'latent_stats.json': dict(mean=c.mean.tolist(), std=c.std.tolist(), codec=dict(
-                    codec=c.spec.get('codec'), sample_rate=c.sample_rate, hop=c.hop, channels=c.channels), cache=str(c.root)),
-                'style.json': dict(name=self.cfg.style_encoder, style_dim=self.cfg.style_dim),
-                'style_table.pt': self.style,
-                'training_state.pt': dict(model=self.model.state_dict(), ema=self.ema.shadow, opt=self.opt.state_dict(),
-                                          sched=self.sched.state_dict(), step=self.step, torch_rng=torch.get_rng_state(),
-                                          cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)}
+# %% ../nbs/25_train.ipynb #e77518fa
+@patch
+def _files(self: Trainer, loss: float | None) -> dict:
+    c = self.cache
+    return {'model.safetensors': self.ema.state_dict(self.model), 'config.json': self.cfg.to_dict(),
+            'latent_stats.json': dict(mean=c.mean.tolist(), std=c.std.tolist(), codec=dict(
+                codec=c.spec.get('codec'), sample_rate=c.sample_rate, hop=c.hop, channels=c.channels), cache=str(c.root)),
+            'style.json': dict(name=self.cfg.style_encoder, style_dim=self.cfg.style_dim),
+            'style_table.pt': self.style,
+            'training_state.pt': dict(model=self.model.state_dict(), ema=self.ema.shadow, opt=self.opt.state_dict(),
+                                      sched=self.sched.state_dict(), step=self.step, torch_rng=torch.get_rng_state(),
+                                      cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)}
 
-    def save(self, loss: float | None = None) -> Path | None:
-        "Checkpoint the current step (rank 0 writes; every rank contributes its parameter digest)."
-        dig = param_digest(self.model)
-        digs = [None] * self.d.world
-        if dist.is_initialized(): dist.all_gather_object(digs, dig)
-        else: digs = [dig]
-        if len(set(digs)) != 1: raise RuntimeError(f"step {self.step}: ranks hold different parameters {digs}; DDP is broken")
-        path = None
-        if self.d.main:
-            files = self._files(loss)
-            files['state.json'] = dict(step=self.step, loss=loss, time=time.time(), world=self.d.world, rank_digests=digs)
-            path = save_checkpoint(self.out, self.step, files, self.ts.keep_last)
-        if dist.is_initialized(): dist.barrier()
-        return path
+@patch
+def save(self: Trainer, loss: float | None = None) -> Path | None:
+    "Checkpoint the current step (rank 0 writes; every rank contributes its parameter digest)."
+    dig = param_digest(self.model)
+    digs = [None] * self.d.world
+    if dist.is_initialized(): dist.all_gather_object(digs, dig)
+    else: digs = [dig]
+    if len(set(digs)) != 1: raise RuntimeError(f"step {self.step}: ranks hold different parameters {digs}; DDP is broken")
+    path = None
+    if self.d.main:
+        files = self._files(loss)
+        files['state.json'] = dict(step=self.step, loss=loss, time=time.time(), world=self.d.world, rank_digests=digs)
+        path = save_checkpoint(self.out, self.step, files, self.ts.keep_last)
+    if dist.is_initialized(): dist.barrier()
+    return path
 
-    def _load(self, ck: Path):
-        st = torch.load(ck / 'training_state.pt', map_location=self.d.device, weights_only=False)
-        old = HSMADConfig.from_json(ck / 'config.json')
-        diff = {k: (v, getattr(self.cfg, k)) for k, v in old.to_dict().items() if v != getattr(self.cfg, k) and k != 'steps'}
-        if diff: raise ValueError(f"--resume: {ck} was trained with a different config {diff}; use another --out")
-        self.model.load_state_dict(st['model'])
-        self.ema.shadow = {k: v.to(self.d.device) for k, v in st['ema'].items()}
-        self.opt.load_state_dict(st['opt']); self.sched.load_state_dict(st['sched'])
-        self.step = int(st['step'])
-        torch.set_rng_state(st['torch_rng'].cpu())
-        if st.get('cuda_rng') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda_rng'])
-        if self.d.main: print(f"[train] resumed from {ck} at step {self.step}", file=sys.stderr)
+@patch
+def _load(self: Trainer, ck: Path):
+    st = torch.load(ck / 'training_state.pt', map_location=self.d.device, weights_only=False)
+    old = HSMADConfig.from_json(ck / 'config.json')
+    diff = {k: (v, getattr(self.cfg, k)) for k, v in old.to_dict().items() if v != getattr(self.cfg, k) and k != 'steps'}
+    if diff: raise ValueError(f"--resume: {ck} was trained with a different config {diff}; use another --out")
+    self.model.load_state_dict(st['model'])
+    self.ema.shadow = {k: v.to(self.d.device) for k, v in st['ema'].items()}
+    self.opt.load_state_dict(st['opt']); self.sched.load_state_dict(st['sched'])
+    self.step = int(st['step'])
+    torch.set_rng_state(st['torch_rng'].cpu())
+    if st.get('cuda_rng') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda_rng'])
+    if self.d.main: print(f"[train] resumed from {ck} at step {self.step}", file=sys.stderr)
 
-    # ---- logging
-    def _open_logs(self):
-        self.tb = None
-        if not self.d.main: return
-        mp = self.out / 'metrics.jsonl'
-        if mp.exists():   # drop lines past the resumed step so the curve has no duplicates
-            keep = [l for l in mp.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= self.step]
-            mp.write_text(''.join(k + '\n' for k in keep))
-        self.metrics = open(mp, 'a')
-        if self.ts.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(self.out / 'tb'), purge_step=self.step + 1)
+# %% ../nbs/25_train.ipynb #b8bb3dda
+@patch
+def _open_logs(self: Trainer):
+    self.tb = None
+    if not self.d.main: return
+    mp = self.out / 'metrics.jsonl'
+    if mp.exists():   # drop lines past the resumed step so the curve has no duplicates
+        keep = [l for l in mp.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= self.step]
+        mp.write_text(''.join(k + '\n' for k in keep))
+    self.metrics = open(mp, 'a')
+    if self.ts.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        self.tb = SummaryWriter(str(self.out / 'tb'), purge_step=self.step + 1)
 
-    def _log(self, rec: dict):
-        if not self.d.main: return
-        self.metrics.write(json.dumps(rec) + '\n'); self.metrics.flush()
-        if self.tb is not None:
-            for k, v in rec.items():
-                if k != 'step' and isinstance(v, (int, float)): self.tb.add_scalar(f'train/{k}', v, rec['step'])
+@patch
+def _log(self: Trainer, rec: dict):
+    if not self.d.main: return
+    self.metrics.write(json.dumps(rec) + '\n'); self.metrics.flush()
+    if self.tb is not None:
+        for k, v in rec.items():
+            if k != 'step' and isinstance(v, (int, float)): self.tb.add_scalar(f'train/{k}', v, rec['step'])
 
-    # ---- the loop
-    def batches(self):
-        "DataLoader over this rank's micro-batches from the current step on."
-        sb = StepBatches(self.step, self.cfg.steps, self.cfg.batch_size, self.micro, self.accum, self.d.rank)
-        return sb, torch.utils.data.DataLoader(self.data, batch_sampler=sb, collate_fn=self.data.collate,
-                                               num_workers=self.ts.workers, persistent_workers=False)
+# %% ../nbs/25_train.ipynb #8f97bb07
+@patch
+def batches(self: Trainer):
+    "DataLoader over this rank's micro-batches from the current step on."
+    sb = StepBatches(self.step, self.cfg.steps, self.cfg.batch_size, self.micro, self.accum, self.d.rank)
+    return sb, torch.utils.data.DataLoader(self.data, batch_sampler=sb, collate_fn=self.data.collate,
+                                           num_workers=self.ts.workers, persistent_workers=False)
 
-    def fit(self) -> dict:
-        "Train to `cfg.steps` (or `ts.stop_after`); returns the last logged record."
-        cfg, ts, d = self.cfg, self.ts, self.d
-        self._open_logs()
-        sb, loader = self.batches()
-        it = iter(loader)
-        obj = self.ddp or self.objective
-        amp = torch.autocast('cuda', dtype=torch.bfloat16) if (d.device.type == 'cuda' and ts.bf16) else contextlib.nullcontext()
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (ts.progress and d.main), desc='train', unit='step')
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        t_last, n_last, last = time.time(), self.step, {}
-        self.model.train()
-        while self.step < cfg.steps and (ts.stop_after is None or self.step < ts.stop_after):
-            s = self.step
-            self.opt.zero_grad(set_to_none=True)
-            sums = {}
-            for a in range(self.accum):
-                b = next(it).to(d.device)
-                draw = draw_noise(cfg.seed, sb.indices(s, a), cfg.latent_channels, b.latents.shape[-1], cfg.train_timesteps).to(d.device)
-                F_style = torch.stack([self.style[t] for t in b.style_text]).to(d.device)
-                sync = self.ddp.no_sync() if (self.ddp is not None and a < self.accum - 1) else contextlib.nullcontext()
-                with sync:
-                    with amp: out = obj(b.latents, b.S_sync, b.frame_mask, F_style, draw, b.aux)
-                    (out['loss'] / self.accum).backward()
-                for k, v in out.items(): sums[k] = sums.get(k, 0.0) + float(v.detach()) / self.accum
-            gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            chk = _all_reduce(torch.tensor([sums['loss'], float(gn), 0.0 if math.isfinite(sums['loss']) else 1.0], dtype=torch.float64))
-            if not (math.isfinite(float(chk[0])) and math.isfinite(float(chk[1]))) or chk[2] > 0:
-                ck = checkpoints(self.out)
-                raise NonFiniteLossError(f"step {s}: loss {sums['loss']} / gradient norm {float(gn)} is not finite; stopped before "
-                                         f"the update, nothing written. Last good checkpoint: {ck[-1] if ck else 'none'}. "
-                                         f"Lower the learning rate (--set lr=...) or check the cache statistics, then --resume.")
-            self.opt.step(); self.sched.step()
-            bad = _all_reduce(torch.stack([(~torch.isfinite(p)).any() for p in params]).any().double().reshape(1))
-            if bad.item() > 0:
-                ck = checkpoints(self.out)
-                raise NonFiniteLossError(f"step {s}: the update made parameters non-finite (learning rate {self.sched.get_last_lr()[0]:g}); "
-                                         f"nothing written. Last good checkpoint: {ck[-1] if ck else 'none'}. Lower the learning rate, then --resume.")
-            self.ema.update(self.model, s)
-            self.step = s + 1
-            bar.update()
-            if self.step % ts.log_every == 0 or self.step == cfg.steps:
-                red = _all_reduce(torch.tensor([sums[k] for k in sorted(sums)], dtype=torch.float64)) / d.world
-                now = time.time()
-                last = dict(step=self.step, **{k: float(v) for k, v in zip(sorted(sums), red)}, grad_norm=float(gn),
-                            lr=self.sched.get_last_lr()[0], steps_per_s=(self.step - n_last) / max(now - t_last, 1e-9), time=now)
-                t_last, n_last = now, self.step
-                self._log(last)
-                bar.set_postfix(loss=f"{last['loss']:.4f}")
-            if self.step % ts.ckpt_every == 0 or self.step == cfg.steps: self.save(sums['loss'])
-        bar.close()
-        if d.main:
-            self.metrics.close()
-            if self.tb is not None: self.tb.close()
-        return last
-
-class _Objective(nn.Module):
-    "The network plus its objective as one module, so that DDP sees one forward (the network itself stays pure)."
-    def __init__(self, model: HSMAD, cfg: HSMADConfig):
-        super().__init__()
-        self.model, self.scheduler, self.dropout = model, train_scheduler(cfg), CFGDropout(cfg.p_H, cfg.p_S)
-
-    def forward(self, z0, S_sync, frame_mask, F_style, draw, aux):
-        return diffusion_loss(self.model, self.scheduler, z0, S_sync, frame_mask, F_style, draw, self.dropout, aux)
-
-# %% ../nbs/25_train.ipynb #374c8097
-def micro_train_config(**overrides) -> HSMADConfig:
-    "A test-sized config on a synthetic 4-channel, 16 kHz / hop 256 cache; 0.512 s crops (T_H = 32)."
-    from hsmad.hse import micro_config
-    base = dict(name='micro', latent_channels=4, n_pitches=128, clip_seconds=0.512, style_dim=12, batch_size=4,
-                warmup_steps=2, steps=6, lr=1e-3, ema_decay=0.9, p_H=0.2, p_S=0.2, style_encoder='minilm')
-    return micro_config(**{**base, **overrides})
-
-def write_test_cache(root: str | os.PathLike, n_tracks: int = 3, frames: int = 80, channels: int = 4) -> Path:
-    "A small synthetic latent cache (see `hsmad.data.samples.write_synthetic_cache`) with notes and labels, for tests."
-    from hsmad.midi import Notes
-    from hsmad.data.samples import write_synthetic_cache, TrackLabels
-    rng = np.random.default_rng(0)
-    tracks = []
-    for k in range(n_tracks):
-        n = 12
-        start = np.sort(rng.uniform(0, frames * 256 / 16000 - 0.2, n))
-        notes = Notes.from_arrays(rng.integers(48, 72, n), start, start + 0.15, rng.integers(40, 120, n))
-        lab = TrackLabels(np.arange(0, 2, 0.5), np.arange(0, 2, 2.0), np.zeros(1), np.array([120.0]), 3, 'midi')
-        tracks.append((f'T{k:03d}', 'train', frames, notes, lab))
-    write_synthetic_cache(root, tracks, 16000, 256, channels)
-    return Path(root)
-
-def write_style_table(run: str | os.PathLike, texts: Sequence[str], dim: int, seed: int = 0) -> Path:
-    "Pre-fill a run's `style_table.pt` with fixed random unit vectors (tests with a style_dim no encoder produces)."
-    g = torch.Generator().manual_seed(seed)
-    run = Path(run); run.mkdir(parents=True, exist_ok=True)
-    torch.save({t: torch.nn.functional.normalize(torch.randn(dim, generator=g), dim=0) for t in texts}, run / 'style_table.pt')
-    return run / 'style_table.pt'
+@patch
+def fit(self: Trainer) -> dict:
+    "Train to `cfg.steps` (or `ts.stop_after`); returns the last logged record."
+    cfg, ts, d = self.cfg, self.ts, self.d
+    self._open_logs()
+    sb, loader = self.batches()
+    it = iter(loader)
+    obj = self.ddp or self.objective
+    amp = torch.autocast('cuda', dtype=torch.bfloat16) if (d.device.type == 'cuda' and ts.bf16) else contextlib.nullcontext()
+    from tqdm.auto import tqdm
+    bar = tqdm(total=cfg.steps, initial=self.step, disable=not (ts.progress and d.main), desc='train', unit='step')
+    params = [p for p in self.model.parameters() if p.requires_grad]
+    t_last, n_last, last = time.time(), self.step, {}
+    self.model.train()
+    while self.step < cfg.steps and (ts.stop_after is None or self.step < ts.stop_after):
+        s = self.step
+        self.opt.zero_grad(set_to_none=True)
+        sums = {}
+        for a in range(self.accum):
+            b = next(it).to(d.device)
+            draw = draw_noise(cfg.seed, sb.indices(s, a), cfg.latent_channels, b.latents.shape[-1], cfg.train_timesteps).to(d.device)
+            F_style = torch.stack([self.style[t] for t in b.style_text]).to(d.device)
+            sync = self.ddp.no_sync() if (self.ddp is not None and a < self.accum - 1) else contextlib.nullcontext()
+            with sync:
+                with amp: out = obj(b.latents, b.S_sync, b.frame_mask, F_style, draw, b.aux)
+                (out['loss'] / self.accum).backward()
+            for k, v in out.items(): sums[k] = sums.get(k, 0.0) + float(v.detach()) / self.accum
+        gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        chk = _all_reduce(torch.tensor([sums['loss'], float(gn), 0.0 if math.isfinite(sums['loss']) else 1.0], dtype=torch.float64))
+        if not (math.isfinite(float(chk[0])) and math.isfinite(float(chk[1]))) or chk[2] > 0:
+            ck = checkpoints(self.out)
+            raise NonFiniteLossError(f"step {s}: loss {sums['loss']} / gradient norm {float(gn)} is not finite; stopped before "
+                                     f"the update, nothing written. Last good checkpoint: {ck[-1] if ck else 'none'}. "
+                                     f"Lower the learning rate (--set lr=...) or check the cache statistics, then --resume.")
+        self.opt.step(); self.sched.step()
+        bad = _all_reduce(torch.stack([(~torch.isfinite(p)).any() for p in params]).any().double().reshape(1))
+        if bad.item() > 0:
+            ck = checkpoints(self.out)
+            raise NonFiniteLossError(f"step {s}: the update made parameters non-finite (learning rate {self.sched.get_last_lr()[0]:g}); "
+                                     f"nothing written. Last good checkpoint: {ck[-1] if ck else 'none'}. Lower the learning rate, then --resume.")
+        self.ema.update(self.model, s)
+        self.step = s + 1
+        bar.update()
+        if self.step % ts.log_every == 0 or self.step == cfg.steps:
+            red = _all_reduce(torch.tensor([sums[k] for k in sorted(sums)], dtype=torch.float64)) / d.world
+            now = time.time()
+            last = dict(step=self.step, **{k: float(v) for k, v in zip(sorted(sums), red)}, grad_norm=float(gn),
+                        lr=self.sched.get_last_lr()[0], steps_per_s=(self.step - n_last) / max(now - t_last, 1e-9), time=now)
+            t_last, n_last = now, self.step
+            self._log(last)
+            bar.set_postfix(loss=f"{last['loss']:.4f}")
+        if self.step % ts.ckpt_every == 0 or self.step == cfg.steps: self.save(sums['loss'])
+    bar.close()
+    if d.main:
+        self.metrics.close()
+        if self.tb is not None: self.tb.close()
+    return last
 
 # %% ../nbs/25_train.ipynb #1e8ea982
-def _parse_sets(items: Sequence[str]) -> dict:
-    out = {}
-    for it in items or ():
-        if '=' not in it: raise ValueError(f"--set expects name=value, got {it!r}")
-        k, v = it.split('=', 1)
-        try: out[k] = json.loads(v)
-        except json.JSONDecodeError: out[k] = v
-    return out
-
 def prepare_cache(dataset: str, data_root: str | os.PathLike, codec: str, cache: str | os.PathLike,
                   codec_path: str | None = None, progress: bool = True) -> Path:
     "The latent cache of `dataset` at `cache`, encoding (and for `mini` building) it first when absent."
@@ -493,7 +362,7 @@ def cli_train(argv: list[str] | None = None) -> int:
     "`hsmad train --preset tiny --dataset mini --data-root DIR --steps N --out RUN [--variant V] [--resume]`"
     a = train_parser().parse_args(argv)
     try:
-        over = _parse_sets(a.set)
+        over = parse_overrides(a.set)
         for k, v in (('steps', a.steps), ('variant', a.variant), ('batch_size', a.batch_size), ('seed', a.seed)):
             if v is not None: over[k] = v
         cfg = get_preset(a.preset).replace(**over)

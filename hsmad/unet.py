@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .config import HSMADConfig
 from .hse import (Attention, StridedDownsample, StructureFeatures, check_frame_mask, downsample_mask,
-                       masked_mean_pool, micro_config, pad_to_multiple)
+                       masked_mean_pool, pad_to_multiple)
 
 # %% auto #0
 __all__ = ['VARIANTS', 'VariantSpec', 'variant_spec', 'timestep_embedding', 'ConditionEmbedding', 'AdaLN', 'TCA', 'GatedTCA',

@@ -18,7 +18,7 @@ import torch
 
 from hsmad.data.cache import LatentCache, cli_data, encode_dataset
 from hsmad.data.codecs import get_codec
-from hsmad.data.datasets import load_audio
+from hsmad.audio import load_audio
 from hsmad.midi import Notes
 from hsmad.data.samples import CropDataset
 
@@ -85,14 +85,14 @@ def test_sigkill_during_encode_then_rerun(tmp_path):
     for tid, files in before.items():
         for p, (mtime, dig) in files.items():
             assert p.stat().st_mtime_ns == mtime and _digest(p) == dig, f'{p} was rewritten'
-    assert not list(out.glob('*/.*.tmp'))
+    assert not list(out.glob('*/.tmp-*'))
     c = LatentCache(out)
     assert len(c) == 30
     # nothing lost or corrupted: every track equals a direct encoding
     codec = get_codec('stft')
     for tid in [done[0], done[-1], 'Track00030']:
         i = c.index[tid]
-        z = codec.encode(load_audio(data / 'train' / tid / 'mix.flac', SR))[0].numpy()
+        z = codec.encode(load_audio(data / 'train' / tid / 'mix.flac', SR)[0])[0].numpy()
         np.testing.assert_array_equal(c.crop(i, 0, c.entries[i].frames)[0], z.astype(np.float16).astype(np.float32))
     # the statistics equal those of an uninterrupted run
     clean = tmp_path / 'clean'
@@ -106,9 +106,9 @@ def test_sigkill_during_encode_then_rerun(tmp_path):
 def test_encode_refuses_another_codec_in_the_same_cache(tmp_path):
     data = click_dataset(tmp_path / 'data', 1, 2.0)
     encode_dataset('slakh', data, 'stft', tmp_path / 'c', progress=False)
-    from hsmad.data.cache import atomic_write_text
+    from hsmad.io import atomic_write
     spec = json.loads((tmp_path / 'c' / 'cache.json').read_text()); spec['channels'] = 80
-    atomic_write_text(tmp_path / 'c' / 'cache.json', json.dumps(spec))
+    atomic_write(tmp_path / 'c' / 'cache.json', json.dumps(spec))
     with pytest.raises(ValueError, match='use another --out'):
         encode_dataset('slakh', data, 'stft', tmp_path / 'c', progress=False)
 
@@ -203,7 +203,7 @@ def test_training_batch_from_mini(tmp_path):
     z = c.normalize(c.crop(i, 0, c.entries[i].frames)[0])
     assert abs(float(z.mean())) < 0.1 and 0.8 < float(z.std()) < 1.2
     # the key label is the one music21 gave the score
-    from hsmad.data.samples import key_index
+    from hsmad.data.labels import key_index
     meta_key = c.entries[c.index[b.track_ids[0]]].meta['key']
     assert int(b.aux.key[0]) == key_index(meta_key)
     # beats from the mini MIDI's tempo map fall every 60/bpm seconds

@@ -8,7 +8,8 @@ import soundfile as sf
 import yaml
 
 from hsmad.data.cache import cli_data
-from hsmad.data.datasets import DatasetError, load_audio, open_dataset
+from hsmad.audio import load_audio
+from hsmad.data.datasets import DatasetError, open_dataset
 from hsmad.midi import MidiError
 
 
@@ -103,7 +104,7 @@ def test_slakh_redux_layout_with_missing_stems_and_drums(tmp_path):
     assert t.notes_complete
     v = tr['Track00010']
     assert not v.notes_complete and 67 not in v.load_notes().pitch   # guitar rendered but its MIDI not saved
-    y = load_audio(tr['Track01999'].audio, 16000)                       # stereo 44.1 kHz -> mono 16 kHz
+    y, _ = load_audio(tr['Track01999'].audio, 16000)                       # stereo 44.1 kHz -> mono 16 kHz
     assert y.ndim == 1 and len(y) == 32000
     assert len(open_dataset('slakh', root, split='test')) == 1
 
@@ -163,7 +164,7 @@ def test_maestro(tmp_path, fmt):
     assert t.style == 'Classical Piano Performance' and not t.tempo_map and t.duration == 1.5
     assert t.meta['canonical_composer'] == 'Bach'
     assert t.load_notes().pitch.tolist() == [69]
-    y = load_audio(t.audio, 16000)            # 48 kHz stereo -> 16 kHz mono: (L + R) / 2 = 0.25 * L
+    y, _ = load_audio(t.audio, 16000)            # 48 kHz stereo -> 16 kHz mono: (L + R) / 2 = 0.25 * L
     assert y.shape == (24000,)
     assert abs(np.abs(y[2000:22000]).max() - 0.1) < 0.005
 

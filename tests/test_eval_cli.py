@@ -13,7 +13,8 @@ KEYS = ['precision', 'recall', 'f1', 'tae_s', 'velocity_r', 'n_ref', 'n_est', 'n
 
 
 def run(fn, *args):
-    code = f"import sys; from hsmad.{fn.split('.')[0]} import {fn.split('.')[1]} as f; sys.exit(f(sys.argv[1:]))"
+    mod, name = fn.rsplit('.', 1)
+    code = f"import sys; from hsmad.{mod} import {name} as f; sys.exit(f(sys.argv[1:]))"
     return subprocess.run([sys.executable, '-c', code, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
@@ -29,7 +30,7 @@ def files(tmp_path_factory):
 
 
 def test_eval_notes_json_line(files):
-    r = run('metrics.cli_eval_notes', files / 'ref.mid', files / 'late.mid', '--json')
+    r = run('eval.metrics.cli_eval_notes', files / 'ref.mid', files / 'late.mid', '--json')
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -41,7 +42,7 @@ def test_eval_notes_json_line(files):
 
 
 def test_eval_notes_empty_estimate_is_null_not_zero(files):
-    r = run('metrics.cli_eval_notes', files / 'ref.mid', files / 'empty.mid', '--json')
+    r = run('eval.metrics.cli_eval_notes', files / 'ref.mid', files / 'empty.mid', '--json')
     assert r.returncode == 0, r.stderr
     assert '"tae_s": null' in r.stdout and '"velocity_r": null' in r.stdout
     m = json.loads(r.stdout)
@@ -49,11 +50,11 @@ def test_eval_notes_empty_estimate_is_null_not_zero(files):
 
 
 def test_eval_notes_human_readable_and_bad_input(files):
-    r = run('metrics.cli_eval_notes', files / 'ref.mid', files / 'empty.mid')
+    r = run('eval.metrics.cli_eval_notes', files / 'ref.mid', files / 'empty.mid')
     assert r.returncode == 0 and 'tae_s=n/a' in r.stdout and 'f1=0.0000' in r.stdout
-    r = run('metrics.cli_eval_notes', files / 'ref.mid', files / 'corrupt.mid', '--json')
+    r = run('eval.metrics.cli_eval_notes', files / 'ref.mid', files / 'corrupt.mid', '--json')
     assert r.returncode == 2 and 'corrupt.mid' in r.stderr and 'Traceback' not in r.stderr
-    r = run('metrics.cli_eval_notes', files / 'ref.mid', files / 'missing.mid')
+    r = run('eval.metrics.cli_eval_notes', files / 'ref.mid', files / 'missing.mid')
     assert r.returncode == 2 and 'no such file' in r.stderr
 
 
@@ -63,21 +64,21 @@ def test_transcribe_then_eval_notes(tmp_path):
     src.write(tmp_path / 'ref.mid')
     audio = src.to_pretty_midi().fluidsynth(fs=22050, synthesizer=SF2)
     sf.write(tmp_path / 'ref.wav', 0.9 * audio / np.abs(audio).max(), 22050)
-    r = run('transcribe.cli_transcribe', tmp_path / 'ref.wav', '-o', tmp_path / 'est.mid')
+    r = run('eval.transcribe.cli_transcribe', tmp_path / 'ref.wav', '-o', tmp_path / 'est.mid')
     assert r.returncode == 0, r.stderr
     assert 'notes (basic-pitch)' in r.stdout and (tmp_path / 'est.mid').exists()
-    r = run('metrics.cli_eval_notes', tmp_path / 'ref.mid', tmp_path / 'est.mid', '--json')
+    r = run('eval.metrics.cli_eval_notes', tmp_path / 'ref.mid', tmp_path / 'est.mid', '--json')
     m = json.loads(r.stdout)
     assert m['f1'] > 0.6 and m['tae_s'] < 0.03, m
 
 
 def test_transcribe_bad_input(tmp_path):
     (tmp_path / 'x.wav').write_text('not audio')
-    r = run('transcribe.cli_transcribe', tmp_path / 'x.wav', '-o', tmp_path / 'o.mid')
-    assert r.returncode == 2 and 'could not be read as audio' in r.stderr and 'Traceback' not in r.stderr
+    r = run('eval.transcribe.cli_transcribe', tmp_path / 'x.wav', '-o', tmp_path / 'o.mid')
+    assert r.returncode == 2 and 'not a readable audio file' in r.stderr and 'Traceback' not in r.stderr
     sf.write(tmp_path / 's.wav', np.zeros(1600), 16000)
-    r = run('transcribe.cli_transcribe', tmp_path / 's.wav', '-o', tmp_path / 'o.mid', '--model', 'bytedance-piano',
+    r = run('eval.transcribe.cli_transcribe', tmp_path / 's.wav', '-o', tmp_path / 'o.mid', '--model', 'bytedance-piano',
             '--checkpoint', tmp_path / 'none.pth')
     assert r.returncode == 2 and 'Zenodo record 4034264' in r.stderr
-    r = run('transcribe.cli_transcribe', tmp_path / 's.wav', '-o', tmp_path / 'o.mid', '--model', 'nope')
+    r = run('eval.transcribe.cli_transcribe', tmp_path / 's.wav', '-o', tmp_path / 'o.mid', '--model', 'nope')
     assert r.returncode == 2 and 'invalid choice' in r.stderr

@@ -6,8 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hsmad.hse import AuxLabels, StructureFeatures, micro_config
-from hsmad.model import HSMAD, drop_conditions, cli_info, info
+from hsmad.data.labels import AuxLabels
+from hsmad.hse import StructureFeatures
+from hsmad.testing import micro_config
+from hsmad.model import HSMAD, cli_info, info
+from hsmad.diffusion import CFGDropout
 from hsmad.unet import VARIANTS, variant_spec
 
 LEVELS = ('F_event', 'F_local', 'F_global')
@@ -53,7 +56,8 @@ def test_variant_trains(variant):
     losses = []
     for step in range(2):
         feats = model.encode_structure(S, fm)
-        feats_d, st_d = drop_conditions(model, feats, st, cfg.p_H, cfg.p_S, torch.Generator().manual_seed(step))
+        u_H, u_S = torch.rand(2, len(st), generator=torch.Generator().manual_seed(step))
+        feats_d, st_d = CFGDropout(cfg.p_H, cfg.p_S)(model, feats, st, u_H, u_S)
         loss = diffusion_loss(model, feats_d, z0, st_d, fm) + model.aux_loss(feats, labels)['total']
         opt.zero_grad(); loss.backward(); opt.step()
         assert torch.isfinite(loss), loss
@@ -117,7 +121,8 @@ def test_dropped_structure_uses_nulls():
         for p in model.parameters():
             if p.dim() > 1 and p.abs().sum() == 0: p.normal_(std=0.1)
     S, fm, z0, st, _ = batch(cfg)
-    feats, st_d = drop_conditions(model, model.encode_structure(S, fm), st, 1.0, 1.0)
+    u = torch.zeros(len(st))                                  # every coin below p: both conditions dropped
+    feats, st_d = CFGDropout(1.0, 1.0)(model, model.encode_structure(S, fm), st, u, u)
     diffusion_loss(model, feats, z0, st_d, fm).backward()
     assert all(getattr(model.hse, n).grad.abs().sum() > 0 for n in ('null_event', 'null_local', 'null_global'))
     assert model.null_style.grad.abs().sum() > 0

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hsmad.train import (micro_train_config, write_test_cache, write_style_table, checkpoints, load_pretrained,
-                         latest_checkpoint)
+from hsmad.checkpoint import checkpoints, latest_checkpoint, load_pretrained
+from hsmad.testing import micro_train_config, write_test_cache, write_style_table
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'OMP_WAIT_POLICY': 'PASSIVE', 'HF_HUB_OFFLINE': '1'}
 
@@ -87,12 +87,12 @@ def test_sigkill_and_resume_matches_uninterrupted(cache, tmp_path):
 
 CRASH = """
 import os, signal, sys
-import hsmad.train as T
-_orig = T._write_file
+import hsmad.checkpoint as C, hsmad.train as T
+_orig = C.write_synced
 def _write_then_die(path, write):
     _orig(path, write)
     if 'step_00000004' in str(path): os.kill(os.getpid(), signal.SIGKILL)   # after the first file of checkpoint 4
-T._write_file = _write_then_die
+C.write_synced = _write_then_die
 sys.exit(T.cli_train(sys.argv[1:]))
 """
 

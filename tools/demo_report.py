@@ -20,7 +20,7 @@ def training_summary(run: Path) -> dict:
     recs = [r for r in recs if 'ldm' in r]
     if not recs: return dict(run=str(run), steps=0)
     last = recs[-10:]
-    from hsmad.train import checkpoints
+    from hsmad.checkpoint import checkpoints
     cks = checkpoints(run)
     cfg = json.loads((cks[-1] / 'config.json').read_text()) if cks else {}
     return dict(run=str(run), steps=recs[-1]['step'], ldm_last10=float(np.mean([r['ldm'] for r in last])),
@@ -103,7 +103,8 @@ def main(argv=None) -> int:
     if not (results / 'demo.json').is_file():
         print(f"no {results / 'demo.json'}: run `make demo` first", file=sys.stderr); return 1
     md = report(results, Path(a.runs), Path(a.figures), a.wall_s)
-    tmp = results / 'demo_report.md.tmp'; tmp.write_text(md); tmp.replace(results / 'demo_report.md')
+    from hsmad.io import atomic_write
+    atomic_write(results / "demo_report.md", md)
     return 0
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Sequence, Union
 import numpy as np
 import torch
-from .transcribe import resample, load_audio
+from ..audio import resample_audio, load_audio
+from ..io import atomic_write
 
 # %% auto #0
 __all__ = ['MEASURE_CLASSIFIER', 'MEASURE_CLAP', 'AudioList', 'AdherenceFeatures', 'AdherenceClassifier', 'fit_classifier',
@@ -40,7 +41,7 @@ class AdherenceFeatures:
     def logmel(self, audio: np.ndarray, sr: int) -> np.ndarray:
         "`(frames, n_mels)` natural-log mel power of mono audio at `sr`."
         import librosa
-        a = resample(audio, sr, self.sample_rate)
+        a = resample_audio(audio, sr, self.sample_rate)
         if len(a) < self.min_seconds * self.sample_rate:
             raise ValueError(f"audio of {len(a) / self.sample_rate:.3f} s is too short to classify (need >= {self.min_seconds} s)")
         m = librosa.feature.melspectrogram(y=a, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop, n_mels=self.n_mels,
@@ -130,16 +131,14 @@ class AdherenceClassifier:
 
     def save(self, path: str | os.PathLike) -> Path:
         "Weights, feature statistics, classes, features and training record in one safetensors file (written atomically)."
-        from safetensors.torch import save_file
+        from safetensors.torch import save
         p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
         t = {f'net.{k}': v.detach().contiguous() for k, v in self.net.state_dict().items()}
         t['feature_mean'] = torch.as_tensor(self.mean); t['feature_std'] = torch.as_tensor(self.std)
         meta = dict(format='hsmad-adherence-classifier/1', classes=json.dumps(self.classes), aliases=json.dumps(self.aliases),
                     features=json.dumps(asdict(self.features)), record=json.dumps(self.record),
                     hidden=str(self.net[0].out_features))
-        tmp = p.with_name(p.name + '.tmp')
-        save_file(t, str(tmp), metadata=meta); os.replace(tmp, p)
-        return p
+        return atomic_write(p, save(t, metadata=meta))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AdherenceClassifier:
@@ -207,10 +206,9 @@ def _style_aliases(tracks) -> dict:
 def evaluate_split(clf: AdherenceClassifier, tracks, clip_seconds: float | None = None, transform=None,
                    sample_rate: int = 16000) -> dict:
     "`score` on the ground-truth audio of `tracks` (windows of `clip_seconds`, or whole tracks); `transform(audio, sr)` e.g. a codec round trip."
-    from hsmad.data.datasets import load_audio as load_track_audio
     clips, styles = [], []
     for t in tracks:
-        a = load_track_audio(t.audio, sample_rate)
+        a, _ = load_audio(t.audio, sample_rate)
         for w in _windows(a, sample_rate, clip_seconds):
             clips.append(transform(w, sample_rate) if transform else w); styles.append(t.style)
     return clf.score(clips, sample_rate, styles)
@@ -220,7 +218,7 @@ def train_adherence(mini_root: str | os.PathLike, out_path: str | os.PathLike, d
                     eval_splits: Sequence[str] = ('validation', 'test'), eval_clip_seconds: float | None = 4.0,
                     progress: bool = False) -> AdherenceClassifier:
     "Train the ensemble classifier on the training split's audio of `mini_root`, evaluate the held-out splits, save to `out_path`."
-    from hsmad.data.datasets import open_dataset, load_audio as load_track_audio
+    from hsmad.data.datasets import open_dataset
     t0 = time.time()
     tracks = open_dataset(dataset, mini_root, 'train')
     classes = sorted({t.style for t in tracks})
@@ -231,7 +229,7 @@ def train_adherence(mini_root: str | os.PathLike, out_path: str | os.PathLike, d
         from tqdm.auto import tqdm; it = tqdm(tracks, desc='adherence features')
     X, y = [], []
     for t in it:
-        S = features.segments(load_track_audio(t.audio, features.sample_rate), features.sample_rate, drop_silent=True)
+        S = features.segments(load_audio(t.audio, features.sample_rate)[0], features.sample_rate, drop_silent=True)
         X.append(S); y += [classes.index(t.style)] * len(S)
     rec = dict(name=f'ensemble-classifier:{dataset}', dataset=dataset, data_root=str(mini_root), n_train_tracks=len(tracks))
     clf = fit_classifier(np.concatenate(X), np.array(y), classes, features, hidden, epochs, seed=seed,

@@ -94,7 +94,7 @@ def structure_row(audio_paths: Sequence[str | os.PathLike | tuple], midi_paths: 
                   row: str = 'model', onset_tolerance: float = ONSET_TOLERANCE, crop_to_audio: bool = True,
                   include_drums: bool = False, progress: bool = False) -> dict:
     "Transcribe each audio file (or `(audio, sr)` pair) and score it against its MIDI: `{row, transcriber, clips: [...], **aggregate}`."
-    from hsmad.eval.transcribe import load_audio
+    from hsmad.audio import load_audio
     audio_paths, midi_paths = list(audio_paths), list(midi_paths)
     if len(audio_paths) != len(midi_paths): raise ValueError(f"{len(audio_paths)} audio files but {len(midi_paths)} MIDI files")
     if not audio_paths: raise ValueError("no clips to evaluate")

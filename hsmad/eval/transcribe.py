@@ -9,39 +9,12 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 from ..midi import Notes, read_midi
+from ..audio import load_audio, resample_audio
 
 # %% auto #0
-__all__ = ['PIANO_CKPT_ENV', 'PIANO_CKPT_HELP', 'MT3_ENV', 'TRANSCRIBERS', 'DEFAULT_TRANSCRIBER', 'to_mono', 'resample',
-           'load_audio', 'Transcriber', 'notes_from_events', 'BasicPitchTranscriber', 'load_piano_note_model',
-           'ByteDancePianoTranscriber', 'CommandTranscriber', 'mt3_transcriber', 'register_transcriber',
-           'get_transcriber', 'cli_transcribe']
-
-# %% ../../nbs/30_eval_transcribe.ipynb #32131132
-def to_mono(audio: np.ndarray) -> np.ndarray:
-    "Float32 mono of `(n,)`, `(n, channels)` (soundfile's layout) or `(channels, n)` audio."
-    a = np.asarray(audio, dtype=np.float32)
-    if a.ndim == 2: a = a.mean(axis=1 if a.shape[0] > a.shape[1] else 0)
-    if a.ndim != 1: raise ValueError(f"audio must be 1-D or 2-D (samples x channels), got shape {a.shape}")
-    if not np.all(np.isfinite(a)): raise ValueError("audio contains NaN or inf")
-    return a
-
-def resample(audio: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
-    "Mono audio resampled from `sr` to `target_sr` (no-op when equal)."
-    a = to_mono(audio)
-    if sr <= 0: raise ValueError(f"sample rate must be positive, got {sr}")
-    if int(sr) == int(target_sr) or not len(a): return a
-    import librosa
-    return librosa.resample(a, orig_sr=int(sr), target_sr=int(target_sr)).astype(np.float32)
-
-def load_audio(path: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarray, int]:
-    "Read an audio file as mono float32; resample to `sr` when given. Returns `(audio, sample_rate)`."
-    import soundfile as sf
-    p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"{p}: no such audio file")
-    try: a, file_sr = sf.read(str(p), dtype='float32', always_2d=True)
-    except Exception as e: raise ValueError(f"{p}: could not be read as audio ({type(e).__name__}: {e})") from e
-    a = to_mono(a)
-    return (resample(a, file_sr, sr), int(sr)) if sr else (a, int(file_sr))
+__all__ = ['PIANO_CKPT_ENV', 'PIANO_CKPT_HELP', 'MT3_ENV', 'TRANSCRIBERS', 'DEFAULT_TRANSCRIBER', 'Transcriber',
+           'notes_from_events', 'BasicPitchTranscriber', 'load_piano_note_model', 'ByteDancePianoTranscriber',
+           'CommandTranscriber', 'mt3_transcriber', 'register_transcriber', 'get_transcriber', 'cli_transcribe']
 
 # %% ../../nbs/30_eval_transcribe.ipynb #4e5a8784
 class Transcriber:
@@ -54,7 +27,7 @@ class Transcriber:
 
     def transcribe(self, audio: np.ndarray, sr: int) -> Notes:
         "Notes of mono or multichannel `audio` sampled at `sr` (resampled to `self.sample_rate`)."
-        a = resample(audio, sr, self.sample_rate)
+        a = resample_audio(audio, sr, self.sample_rate)
         if not len(a): return Notes.empty()
         return self._transcribe(a).sorted()
 
