@@ -229,7 +229,7 @@ button.primary { background: var(--accent); border-color: var(--accent); color: 
 PAGE_HTML = r"""<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Listening test (MUSHRA)</title><style>{css}</style></head>
+<link rel="icon" href="data:,"><title>Listening test (MUSHRA)</title><style>{css}</style></head>
 <body>
 <header><h1>Listening test</h1><div id="progress"><div id="bar"></div></div><span id="progress-text"></span></header>
 <main>
@@ -264,10 +264,10 @@ PAGE_JS = r"""
 'use strict';
 const $ = (sel) => document.querySelector(sel);
 const FADE = 0.01;   // seconds of cross-fade when switching stimuli
-const S = { participant: null, trial: null, ctx: null, buffers: {}, source: null, gain: null,
+const S = { participant: null, trial: null, ctx: null, out: null, buffers: {}, source: null, gain: null,
             playing: null, t0: 0, duration: 1, ready: false, busy: false };
-// read-only view for the browser test: which stimulus plays, where in the loop, whether the audio is decoded
-window.mushra = { playing: () => S.playing, position: () => position(), ready: () => S.ready };
+// for the browser test: which stimulus plays, where in the loop, whether the audio is decoded, the output bus
+window.mushra = { playing: () => S.playing, position: () => position(), ready: () => S.ready, output: () => S.out };
 
 function show(id) { for (const s of ['start', 'trial', 'done']) $('#' + s).hidden = s !== id; }
 
@@ -309,7 +309,9 @@ function render(state) {
 
 async function load(trial) {
   S.ready = false; S.buffers = {};
-  S.ctx = S.ctx || new AudioContext();
+  if (!S.ctx) {   // one clock and one output bus for the whole session
+    S.ctx = new AudioContext(); S.out = S.ctx.createGain(); S.out.connect(S.ctx.destination);
+  }
   const keys = ['ref', ...trial.keys];
   try {
     const decoded = await Promise.all(keys.map(async (k) => {
@@ -345,7 +347,7 @@ function play(key) {
   const source = S.ctx.createBufferSource(); source.buffer = S.buffers[key]; source.loop = true;
   const gain = S.ctx.createGain();
   gain.gain.setValueAtTime(0, now); gain.gain.linearRampToValueAtTime(1, now + FADE);
-  source.connect(gain).connect(S.ctx.destination);
+  source.connect(gain).connect(S.out);
   source.start(now, at);
   Object.assign(S, { source, gain, playing: key, t0: now - at });
   highlight();
