@@ -490,8 +490,9 @@ def simulate_ratings(db: str | Path, means: dict[str, float], n_assessors: int =
     if db.exists(): raise ListeningTestError(f'{db} exists; simulate into a new file')
     db.parent.mkdir(parents=True, exist_ok=True)
     role = lambda c: 'hidden_reference' if c == HIDDEN_REFERENCE else 'anchor' if c in ANCHORS else 'system'
-    manifest = dict(format=FORMAT, seed=seed, simulated=True, conditions=[dict(id=c, role=role(c)) for c in means],
-                    trials=[dict(id=f'sim{k + 1:02d}', files={}) for k in range(n_trials)])
+    manifest = dict(format=FORMAT, seed=seed, conditions=[dict(id=c, role=role(c)) for c in means],
+                    trials=[dict(id=f'sim{k + 1:02d}', files={}) for k in range(n_trials)],
+                    simulation=dict(means=dict(means), n_assessors=n_assessors, n_bad=n_bad, sd=sd, assessor_sd=assessor_sd))
     store, rng = Store(db, manifest, simulated=True), np.random.default_rng(seed)
     kinds = ['good'] * (n_assessors - n_bad) + [('deaf', 'lenient')[i % 2] for i in range(n_bad)]
     for i, kind in enumerate(kinds):

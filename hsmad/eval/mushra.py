@@ -251,7 +251,7 @@ def assessor_means(ratings: pd.DataFrame) -> pd.DataFrame:
 def paired_comparison(means: pd.DataFrame, system: str, baseline: str) -> dict:
     "`system` vs `baseline` paired by assessor (rows of `means`): mean difference, t-interval, wins, Wilcoxon signed-rank."
     d = (means[system] - means[baseline]).dropna().to_numpy()
-    mean, lo, hi = t_interval(d) if len(d) else (float('nan'), None, None)
+    mean, lo, hi = t_interval(d) if len(d) else (None, None, None)
     if len(d) == 0 or np.all(d == 0): W, p = None, 1.0
     else:
         r = stats.wilcoxon(d, alternative='two-sided')

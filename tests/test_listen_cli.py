@@ -1,0 +1,75 @@
+"""`hsmad listen` as a listener's host runs it: `serve` in its own process under uvicorn, bound to 127.0.0.1 by default;
+a restart of the server resumes a participant; `export` writes the ratings."""
+import csv, json, os, socket, subprocess, sys, time, urllib.error, urllib.request
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', '')}
+
+
+def hsmad(*args, **kw):
+    return subprocess.run([sys.executable, '-m', 'hsmad.cli', 'listen', *map(str, args)], env=ENV, capture_output=True, text=True, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def post(url, body):
+    req = urllib.request.Request(url, json.dumps(body).encode(), {'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=10) as r: return json.loads(r.read())
+
+
+class Serve:
+    "`hsmad listen serve` in a subprocess, stopped with Ctrl-C (SIGINT) as a person would."
+    def __init__(self, test_dir, port):
+        self.port = port
+        self.proc = subprocess.Popen([sys.executable, '-m', 'hsmad.cli', 'listen', 'serve', str(test_dir), '--port', str(port)],
+                                     env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.log = []
+        t = time.time()
+        while time.time() - t < 60:
+            line = self.proc.stdout.readline()
+            if not line: break
+            self.log.append(line)
+            if 'Uvicorn running on' in line: return
+        self.stop(); raise AssertionError('the server did not start:\n' + ''.join(self.log))
+
+    def stop(self):
+        self.proc.send_signal(2)
+        out, _ = self.proc.communicate(timeout=20)
+        self.log.append(out)
+        return self.proc.returncode
+
+
+def test_build_serve_resume_export(tmp_path):
+    from hsmad.eval.mushra import write_clips
+    names = ['a1', 'a2', 'a3']
+    gt, hs = write_clips(tmp_path / 'gt', names), write_clips(tmp_path / 'hs', names, degrade=0.1)
+    r = hsmad('build', '--ref', f'gt={gt}', '--system', f'HS-MAD={hs}', '--trials', '2', '--sample-rate', 22050, '--out', tmp_path / 'test')
+    assert r.returncode == 0 and '2 trials x 4 conditions' in r.stdout, r.stderr
+    bad = hsmad('build', '--ref', f'gt={gt}', '--system', f'HS-MAD={tmp_path}/missing', '--out', tmp_path / 'x')
+    assert bad.returncode == 1 and 'is not a folder' in bad.stderr and 'Traceback' not in bad.stderr
+
+    port = free_port()
+    srv = Serve(tmp_path / 'test', port)
+    try:
+        assert any(f'http://127.0.0.1:{port}' in line for line in srv.log), srv.log     # bound to localhost by default
+        ip = socket.gethostbyname(socket.gethostname())
+        if not ip.startswith('127.'):                                                      # not reachable from another address
+            with pytest.raises(OSError): socket.create_connection((ip, port), timeout=2)
+        url = f'http://127.0.0.1:{port}'
+        s = post(url + '/api/start', {'participant': 'L07'})
+        post(url + '/api/rate', {'participant': 'L07', 'position': 0, 'ratings': dict(zip('ABCD', [100, 10, 50, 70]))})
+    finally: assert srv.stop() == 0, srv.log
+
+    srv = Serve(tmp_path / 'test', port)                                                   # restarted: nothing lost
+    try: assert post(f'http://127.0.0.1:{port}/api/start', {'participant': 'L07'})['position'] == 1
+    finally: srv.stop()
+
+    r = hsmad('export', tmp_path / 'test', '--out', tmp_path / 'ratings.csv')
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / 'ratings.csv')))
+    assert sorted(float(x['rating']) for x in rows) == [10.0, 50.0, 70.0, 100.0] and {x['participant'] for x in rows} == {'L07'}
