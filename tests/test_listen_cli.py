@@ -1,15 +1,12 @@
-"""`hsmad listen` as a listener's host runs it: `serve` in its own process under uvicorn, bound to 127.0.0.1 by default;
-a restart of the server resumes a participant; `export` writes the ratings."""
+"""`hsmad listen serve` as a listener's host runs it: in its own process under uvicorn, bound to 127.0.0.1 by default,
+stopped with Ctrl-C; a restarted server resumes a participant; `hsmad listen export` then writes the ratings.
+(`build` and `export` are one call each, tested in process by nbs/36_eval_listen.)"""
 import csv, json, os, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', '')}
-
-
-def hsmad(*args, **kw):
-    return subprocess.run([sys.executable, '-m', 'hsmad.cli', 'listen', *map(str, args)], env=ENV, capture_output=True, text=True, **kw)
 
 
 def free_port():
@@ -53,13 +50,12 @@ class Serve:
 
 
 def test_build_serve_resume_export(tmp_path):
+    from hsmad.cli import main
     from hsmad.eval.mushra import write_clips
     names = ['a1', 'a2', 'a3']
     gt, hs = write_clips(tmp_path / 'gt', names), write_clips(tmp_path / 'hs', names, degrade=0.1)
-    r = hsmad('build', '--ref', f'gt={gt}', '--system', f'HS-MAD={hs}', '--trials', '2', '--sample-rate', 22050, '--out', tmp_path / 'test')
-    assert r.returncode == 0 and '2 trials x 4 conditions' in r.stdout, r.stderr
-    bad = hsmad('build', '--ref', f'gt={gt}', '--system', f'HS-MAD={tmp_path}/missing', '--out', tmp_path / 'x')
-    assert bad.returncode == 1 and 'is not a folder' in bad.stderr and 'Traceback' not in bad.stderr
+    assert main(['listen', 'build', '--ref', f'gt={gt}', '--system', f'HS-MAD={hs}', '--trials', '2', '--sample-rate', '22050',
+                 '--out', str(tmp_path / 'test')]) == 0
 
     port = free_port()
     srv = Serve(tmp_path / 'test', port)
@@ -69,7 +65,7 @@ def test_build_serve_resume_export(tmp_path):
         if ip:                                                                             # not reachable on the machine's network address
             with pytest.raises(OSError): socket.create_connection((ip, port), timeout=2)
         url = f'http://127.0.0.1:{port}'
-        s = post(url + '/api/start', {'participant': 'L07'})
+        assert post(url + '/api/start', {'participant': 'L07'})['position'] == 0
         post(url + '/api/rate', {'participant': 'L07', 'position': 0, 'ratings': dict(zip('ABCD', [100, 10, 50, 70]))})
     finally: assert srv.stop() == 0, srv.log
 
@@ -77,7 +73,6 @@ def test_build_serve_resume_export(tmp_path):
     try: assert post(f'http://127.0.0.1:{port}/api/start', {'participant': 'L07'})['position'] == 1
     finally: srv.stop()
 
-    r = hsmad('export', tmp_path / 'test', '--out', tmp_path / 'ratings.csv')
-    assert r.returncode == 0, r.stderr
+    assert main(['listen', 'export', str(tmp_path / 'test'), '--out', str(tmp_path / 'ratings.csv')]) == 0
     rows = list(csv.DictReader(open(tmp_path / 'ratings.csv')))
     assert sorted(float(x['rating']) for x in rows) == [10.0, 50.0, 70.0, 100.0] and {x['participant'] for x in rows} == {'L07'}

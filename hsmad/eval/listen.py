@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Route
-from .mushra import (ANCHORS, FORMAT, HIDDEN_REFERENCE, MID_ANCHOR, TARGET_LUFS, ListeningTestError, build_test,
-                               parse_named, read_manifest)
+from .mushra import (
+    ANCHORS, FORMAT, HIDDEN_REFERENCE, MID_ANCHOR, TARGET_LUFS, ListeningTestError, build_test, parse_named, read_manifest)
 
 # %% auto #0
 __all__ = ['LETTERS', 'PARTICIPANT_RE', 'SCHEMA', 'PAGE_CSS', 'PAGE_HTML', 'PAGE_JS', 'participant_order', 'Refused', 'now_utc',
