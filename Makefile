@@ -22,9 +22,10 @@ test test-slow: export OMP_WAIT_POLICY := PASSIVE
 
 setup: $(STAMP)
 
-sysdeps:  ## FluidSynth + the General MIDI soundfont, without the Qt front-end
-	@if [ -f $(SF2) ] && ldconfig -p | grep -q libfluidsynth; then echo "sysdeps: FluidSynth and $(SF2) present"; \
-	else $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends fluidsynth fluid-soundfont-gm; fi
+sysdeps:  ## FluidSynth + the General MIDI soundfont, without the Qt front-end; Chromium + ChromeDriver (the listening-page test)
+	@if [ -f $(SF2) ] && ldconfig -p | grep -q libfluidsynth && [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; \
+	then echo "sysdeps: FluidSynth, $(SF2), Chromium and ChromeDriver present"; \
+	else $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends fluidsynth fluid-soundfont-gm chromium chromium-driver; fi
 
 $(STAMP): settings.ini setup.py Makefile tools/fix_torchaudio.py
 	$(MAKE) sysdeps
@@ -36,7 +37,7 @@ $(STAMP): settings.ini setup.py Makefile tools/fix_torchaudio.py
 	@# basic-pitch's metadata pulls TensorFlow; its ONNX model needs only what eval_requirements installs
 	$(BIN)/pip install -q --no-deps basic-pitch==0.4.0 2>&1 | grep -v 'is ignored' || true
 	$(BIN)/python tools/fix_torchaudio.py
-	$(BIN)/python -c 'import hsmad, torch, dac, basic_pitch, madmom, fluidsynth, nbdev; print("setup: environment ok, torch", torch.__version__)'
+	$(BIN)/python -c 'import hsmad, torch, dac, basic_pitch, madmom, fluidsynth, nbdev, pyloudnorm, uvicorn, selenium; print("setup: environment ok, torch", torch.__version__)'
 	@touch $@
 
 check-export: setup  ## fails when nbs/ and hsmad/ are out of sync

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'adherence': ('hsmad.eval.adherence:cli_adherence', 'train or score the offline style-adherence (ensemble) classifier'),
     'transcribe': ('hsmad.eval.transcribe:cli_transcribe', 'audio to MIDI with a transcriber (basic-pitch offline by default)'),
     'eval-notes': ('hsmad.eval.metrics:cli_eval_notes', 'note P/R/F1, TAE and velocity r of EST.mid against REF.mid'),
+    'listen': ('hsmad.eval.listen:cli_listen', 'MUSHRA listening test: build a test set, serve it to listeners'),
 }
 
 def main(argv: list[str] | None = None) -> int:

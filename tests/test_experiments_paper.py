@@ -163,6 +163,6 @@ def test_figures(kernel, outdir, baselines, ablations, control):
     got = {Path(d['figure']).name: Path(d['source']).name for d in man['figures']}
     assert got == {'baselines.png': 'baselines.json', 'ablations.png': 'ablations.json', 'drift_tae.png': 'ablations.json',
                    'control_prompts.png': 'control.json', 'control_pareto.png': 'control.json'}
-    assert [Path(s['source']).name for s in man['skipped']] == ['evaluate.json', 'demo.json']   # not run here: skipped, and said so
+    assert [Path(s['source']).name for s in man['skipped']] == ['evaluate.json', 'demo.json', 'mushra.json']   # not run here: skipped, and said so
     for f in got: assert (outdir / 'figures' / f).stat().st_size > 5000
     assert sorted(p.name for p in (outdir / 'figures').iterdir()) == sorted(got)
