@@ -77,7 +77,7 @@ class Track:
         "`read_notes()`, checked: no notes, or an implausible number per hour of audio, is a `DatasetError` naming the track."
         notes = self.read_notes()
         errors = [p for p in note_problems(self, notes) if p.error]
-        if errors: raise DatasetError(str(errors[0]))
+        if errors: raise DatasetError(f"{errors[0].where}: {errors[0].cause}")
         return notes
 
     def tempo_midi(self) -> Path | None:
