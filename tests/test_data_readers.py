@@ -202,7 +202,7 @@ def test_slakh_notes_that_do_not_fit_their_audio(tmp_path):
     write_slakh_track(root / 'train' / 'Track00003', dict(S00=stem('Piano', 0, many)))
     write_slakh_track(root / 'train' / 'Track00004', dict(S00=PIANO, S01=dict(GUITAR, midi_saved=False)))
     tr = {t.track_id: t for t in open_dataset('slakh', root)}      # the folders are sound: reading them works
-    with pytest.raises(DatasetError, match=r'^train/Track00001: 2.0 s of audio but no notes in the MIDI of its stems '
+    with pytest.raises(DatasetError, match=r'^train/Track00001: 2.0 s of audio but no notes in its MIDI '
                                            r'\(1 file\(s\) read\)'):
         tr['Track00001'].load_notes()
     with pytest.raises(DatasetError, match=r'^train/Track00002: 1 note\(s\) in 90.0 s of audio \(40/h; under 60/h'):
@@ -386,7 +386,7 @@ def test_data_check_on_real_format_fixtures(tmp_path, capsys):
                         f"metadata.yaml lists 2 stem(s) in the mix with midi_saved: true)",
                         '  warning: validation/Track01501: S00 (Guitar) is in the mix but its MIDI was not saved '
                         '(midi_saved: false): the note table lacks its notes',
-                        '  error: test/Track01880: 2.0 s of audio but no notes in the MIDI of its stems (2 file(s) read)']
+                        '  error: test/Track01880: 2.0 s of audio but no notes in its MIDI (2 file(s) read)']
     maestro_fixture(tmp_path / 'maestro')
     assert cli_data(['check', str(tmp_path / 'maestro'), '--dataset', 'maestro', '--no-progress']) == 0
     out = capsys.readouterr().out.splitlines()

@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import yaml
 from ..midi import Notes, MidiError, load_pretty_midi
+import pretty_midi
 from ..audio import audio_duration
 
 # %% auto #0
@@ -87,7 +88,7 @@ class Track:
 # %% ../../nbs/11_data_datasets.ipynb #9c3f5a10
 SUSTAIN_CC, PEDAL_DOWN = 64, 64      # CC number of the sustain pedal; values >= 64 hold it down
 
-def pedal_intervals(inst, end: float) -> np.ndarray:
+def pedal_intervals(inst: pretty_midi.Instrument, end: float) -> np.ndarray:
     "`(k, 2)` times `[down, up)` of a pretty_midi instrument's sustain pedal; one still down at the end lifts at `end`."
     out, down = [], None
     for c in sorted((c for c in inst.control_changes if c.number == SUSTAIN_CC), key=lambda c: c.time):
@@ -96,7 +97,7 @@ def pedal_intervals(inst, end: float) -> np.ndarray:
     if down is not None: out.append((down, max(end, down)))
     return np.array(out, np.float64).reshape(-1, 2)
 
-def extend_by_pedal(pm):
+def extend_by_pedal(pm: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
     "In place: a note released while the pedal is down sounds until the pedal lifts or its pitch is struck again."
     end = pm.get_end_time()
     for inst in pm.instruments:
@@ -132,7 +133,7 @@ def note_problems(track: Track, notes: Notes) -> list[Problem]:
     files = sum(1 for s in track.stems if s.audio_rendered and s.midi is not None) if track.stems else len(track.midi)
     rate, (lo, hi) = n / (dur / 3600), NOTES_PER_HOUR
     if n == 0:
-        return [Problem(w, f"{dur:.1f} s of audio but no notes in the MIDI of its stems ({files} file(s) read)")]
+        return [Problem(w, f"{dur:.1f} s of audio but no notes in its MIDI ({files} file(s) read)")]
     out = []
     if rate < lo: out.append(Problem(w, f"{n} note(s) in {dur:.1f} s of audio ({rate:.0f}/h; under {lo}/h is implausible: "
                                        f"is this the MIDI of this audio?)"))
