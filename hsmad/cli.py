@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'roll': ('hsmad.cli:cli_roll', 'render a MIDI file through the SRM to .npy (384, N) or .png'),
     'demo': ('hsmad.cli:cli_demo', 'the main job on the built-in data (see README)'),
     'info': ('hsmad.model:cli_info', 'parameter counts per component and level lengths of a preset/variant'),
-    'data': ('hsmad.data.cache:cli_data', 'build-mini: the mini dataset; encode: a dataset to the latent cache'),
+    'data': ('hsmad.data.cache:cli_data', 'build-mini: the mini dataset; check: a corpus, split by split, before encoding; encode: a dataset to the latent cache'),
     'train': ('hsmad.train:cli_train', 'train HS-MAD or a baseline/ablation (one process, or many under torchrun)'),
     'generate': ('hsmad.generate:cli_generate', 'render a MIDI file with a trained checkpoint and a style prompt'),
     'adherence': ('hsmad.eval.adherence:cli_adherence', 'train or score the offline style-adherence (ensemble) classifier'),

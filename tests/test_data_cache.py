@@ -1,6 +1,8 @@
 """The latent cache: a real SIGKILL during `hsmad data encode`, then a rerun (nothing lost, nothing redone);
-MAESTRO through the encoder (audio beat tracking, masked downbeats); a DAC cache from a local checkpoint;
-training batches from a mini cache, aligned to the frame on real audio."""
+Slakh2100-redux in its real format through `hsmad data encode` (the right notes per track, omitted/ left out, a
+missing MIDI folder or an empty score stops the run naming the track); MAESTRO through the encoder (audio beat
+tracking, masked downbeats); a DAC cache from a local checkpoint; training batches from a mini cache, aligned to
+the frame on real audio."""
 import hashlib
 import json
 import math
@@ -22,7 +24,7 @@ from hsmad.audio import load_audio
 from hsmad.midi import Notes
 from hsmad.data.samples import CropDataset
 
-from test_data_readers import _midi, maestro_fixture, slakh_track
+from test_data_readers import _exp, _midi, _rows, maestro_fixture, write_redux
 
 SR = 16000
 
@@ -113,6 +115,51 @@ def test_encode_refuses_another_codec_in_the_same_cache(tmp_path):
         encode_dataset('slakh', data, 'stft', tmp_path / 'c', progress=False)
 
 
+def test_encode_slakh_redux_caches_the_right_notes(tmp_path, capsys):
+    "The headline path on the real format: every track's cached note table is its stems' in the mix; omitted/ only when named."
+    exp = write_redux(tmp_path / 'redux')
+    enc = ['encode', '--dataset', 'slakh', '--data-root', str(tmp_path / 'redux'), '--codec', 'stft', '--no-progress']
+    assert cli_data(enc + ['--out', str(tmp_path / 'c')]) == 0
+    c = LatentCache(tmp_path / 'c')
+    assert [e.track_id for e in c.entries] == ['Track01880', 'Track00001', 'Track00002', 'Track01501']   # by split, id
+    assert {e.track_id: len(c.notes(i)) for i, e in enumerate(c.entries)} == dict(
+        Track00001=9, Track00002=7, Track01501=5, Track01880=7)
+    for i, e in enumerate(c.entries):
+        assert _rows(c.notes(i)) == _exp(exp[e.track_id]), e.track_id
+        assert e.notes_complete and e.frames == 2 * 16000 // 256 + 1
+    assert c.spec['sustain_pedal'] is True
+    assert cli_data(enc + ['--out', str(tmp_path / 'o'), '--splits', 'omitted']) == 0
+    o = LatentCache(tmp_path / 'o')
+    assert [(e.track_id, e.split, len(o.notes(0))) for e in o.entries] == [('Track00150', 'omitted', 7)]
+    # the other note-end rule is another cache, not a mix in this one
+    assert cli_data(enc + ['--out', str(tmp_path / 'c'), '--no-sustain-pedal']) == 2
+    assert 'use another --out' in capsys.readouterr().err
+
+
+def test_encode_stops_naming_the_track(tmp_path, capsys):
+    "A missing MIDI folder fails before anything is written; an empty score stops the run at that track, resumably."
+    write_redux(tmp_path / 'redux')
+    os.rename(tmp_path / 'redux/train/Track00002/MIDI', tmp_path / 'redux/train/Track00002/MIDI-moved')
+    enc = ['encode', '--dataset', 'slakh', '--data-root', str(tmp_path / 'redux'), '--codec', 'stft', '--no-progress',
+           '--out', str(tmp_path / 'c')]
+    assert cli_data(enc) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('hsmad data encode: error: train/Track00002: the MIDI folder is missing')
+    assert f"`hsmad data check {tmp_path / 'redux'} --dataset slakh` lists every problem" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'c').exists()
+    os.rename(tmp_path / 'redux/train/Track00002/MIDI-moved', tmp_path / 'redux/train/Track00002/MIDI')
+    scores = {f: f.read_bytes() for f in (tmp_path / 'redux/test/Track01880/MIDI').glob('*.mid')}
+    for f in scores: _midi(f, [])
+    assert cli_data(enc) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('hsmad data encode: error: test/Track01880: 2.0 s of audio but no notes')
+    assert sorted(p.stem for p in (tmp_path / 'c' / 'tracks').glob('*.json')) == ['Track00001', 'Track00002', 'Track01501']
+    assert not (tmp_path / 'c' / 'manifest.json').exists() and not (tmp_path / 'c' / 'latents' / 'Track01880.npy').exists()
+    for f, b in scores.items(): f.write_bytes(b)
+    s = encode_dataset('slakh', tmp_path / 'redux', 'stft', tmp_path / 'c', progress=False)
+    assert (s['encoded'], s['skipped'], s['complete']) == (1, 3, True)
+
+
 def test_alignment_on_real_audio_through_the_cache(tmp_path):
     """A click at a note onset: in a crop at any offset, the latent energy jump and the SRM onset peak sit
     on the same frame, round(onset * frame_rate) - start (+1 at most for the click's own rise)."""
@@ -144,13 +191,14 @@ def test_maestro_encode_uses_audio_beats(tmp_path):
     _midi(root / rows[0]['midi_filename'], [(60 + i % 5, 0.5 * i, 0.5 * i + 0.4, 80) for i in range(1, 23)])
     encode_dataset('maestro', root, 'stft', tmp_path / 'c', progress=False, splits=['train'])
     c = LatentCache(tmp_path / 'c')
-    lab = c.labels(0)
+    i = c.index[Path(rows[0]['audio_filename']).stem]
+    lab = c.labels(i)
     assert lab.beat_source == 'audio' and lab.downbeats is None and lab.key is not None
     assert abs(lab.tempo_bpm[0] - 120) < 3
     import mir_eval
     assert mir_eval.beat.f_measure(np.arange(0.5, 12, 0.5), lab.beats) > 0.9
     ds = CropDataset(c, T_H=256, split='train')
-    b = ds.collate([ds.sample_at(0, 100)])
+    b = ds.collate([ds.sample_at(i, 100)])
     assert b.aux.beat_mask[0, 0].all() and not b.aux.beat_mask[0, 1].any()
     assert b.aux.tempo_mask[0] and abs(math.exp(float(b.aux.tempo[0])) - 120) < 3
     assert b.style_text == ['Classical Piano Performance']

@@ -12,7 +12,7 @@ import numpy as np
 from ..midi import Notes
 from ..io import atomic_save_npy, atomic_save_npz, atomic_write_json, clean_partials
 from ..audio import load_audio
-from .datasets import Track, open_dataset, DATASETS
+from .datasets import Track, DatasetError, open_dataset, check_dataset, format_check, DATASETS
 from .labels import TrackLabels, track_labels
 from .codecs import get_codec, codec_spec, CODECS
 
@@ -75,7 +75,7 @@ def write_spec(out: Path, spec: dict) -> None:
     cj = Path(out) / 'cache.json'
     if cj.exists():
         old = json.loads(cj.read_text())
-        keys = ('codec', 'sample_rate', 'hop', 'channels', 'dataset', 'version')
+        keys = ('codec', 'sample_rate', 'hop', 'channels', 'dataset', 'version') + (('sustain_pedal',) if 'sustain_pedal' in old else ())
         if any(old.get(k) != spec.get(k) for k in keys):
             raise ValueError(f"{out} holds a cache of {[old.get(k) for k in keys]}, not {[spec.get(k) for k in keys]}; "
                              f"use another --out")
@@ -83,12 +83,12 @@ def write_spec(out: Path, spec: dict) -> None:
 
 def encode_track(track: Track, codec, out: Path) -> dict:
     "Encode one track into the cache `out`; returns its record (also written, last, to tracks/<id>.json)."
+    notes = track.load_notes()                                     # checked: no silent empty scores
     wave, _ = load_audio(track.audio, codec.sample_rate)
     z = codec.encode(wave)[0].T.contiguous().numpy()               # (frames, C) float32
     if not np.isfinite(z).all(): raise ValueError(f"{track.audio}: codec produced non-finite latents")
     if np.abs(z).max() > 6e4: raise ValueError(f"{track.audio}: latents exceed float16 range ({np.abs(z).max():.3g})")
     z16 = z.astype(np.float16)
-    notes = track.load_notes()
     e = CacheEntry(track.track_id, track.split, int(z16.shape[0]), track.style, [str(m) for m in track.midi],
                    str(track.audio), len(wave) / codec.sample_rate, track.tempo_map, track.notes_complete,
                    {k: v for k, v in track.meta.items() if isinstance(v, (str, int, float, bool))})
@@ -96,16 +96,15 @@ def encode_track(track: Track, codec, out: Path) -> dict:
 
 def encode_dataset(dataset: str, data_root: str | os.PathLike, codec: str, out: str | os.PathLike,
                    codec_path: str | None = None, splits: Sequence[str] | None = None, progress: bool = True,
-                   limit: int | None = None) -> dict:
-    "Encode every track of `dataset` under `data_root` with `codec` into the cache `out` (resumable)."
+                   limit: int | None = None, sustain_pedal: bool = True) -> dict:
+    "Encode every track of `dataset` under `data_root` in `splits` (default: all but Slakh's `omitted`) into the cache `out` (resumable)."
     out = Path(out)
-    tracks = open_dataset(dataset, data_root)
-    if splits: tracks = [t for t in tracks if t.split in splits]
+    tracks = open_dataset(dataset, data_root, splits, sustain_pedal)
     ids = [t.track_id for t in tracks]
     if len(set(ids)) != len(ids): raise ValueError(f"duplicate track ids in {data_root}")
     cd = get_codec(codec, codec_path)
     spec = dict(codec_spec(cd), dataset=dataset, data_root=str(Path(data_root).resolve()), version=CACHE_VERSION,
-                layout='frames_channels', dtype='float16')
+                layout='frames_channels', dtype='float16', sustain_pedal=bool(sustain_pedal))
     write_spec(out, spec)
     todo = [t for t in tracks if not (_track_paths(out, t.track_id)[3]).exists()]
     skipped = len(tracks) - len(todo)
@@ -225,25 +224,39 @@ class CropSampler:
 
 # %% ../../nbs/14_data_cache.ipynb #63966f6d
 def cli_data(argv: list[str] | None = None) -> int:
-    "`hsmad data build-mini ...` | `hsmad data encode ...`"
+    "`hsmad data build-mini ...` | `hsmad data check ...` | `hsmad data encode ...`"
     from hsmad.data.mini import build_mini_parser, build_mini
     p = argparse.ArgumentParser(prog='hsmad data', description='Datasets and latent caches.')
     sub = p.add_subparsers(dest='cmd', required=True)
     build_mini_parser(sub.add_parser('build-mini', help='build the mini dataset (Slakh2100 layout)'))
+    c = sub.add_parser('check', help='per split: tracks, stems, notes, hours, drum share, and every problem found')
+    c.add_argument('root', help='dataset root folder')
     e = sub.add_parser('encode', help='encode a dataset to a latent cache (resumable)')
-    e.add_argument('--dataset', required=True, choices=DATASETS)
     e.add_argument('--data-root', required=True, help='dataset root folder')
     e.add_argument('--codec', default='stft', choices=CODECS)
     e.add_argument('--codec-path', default=None, help='local weights for --codec dac')
     e.add_argument('--out', required=True, help='cache folder')
-    e.add_argument('--splits', nargs='*', default=None, help='only these splits (default: all)')
-    e.add_argument('--no-progress', action='store_true')
+    for q in (c, e):
+        q.add_argument('--dataset', required=True, choices=DATASETS)
+        q.add_argument('--splits', nargs='*', default=None,
+                       help="only these splits (default: train, validation, test; Slakh's omitted/ only when named)")
+        q.add_argument('--no-sustain-pedal', action='store_true', help='note ends at the key release, not extended by CC64')
+        q.add_argument('--no-progress', action='store_true')
+    c.add_argument('--json', default=None, help='also write the report to this JSON file')
     a = p.parse_args(argv)
     if a.cmd == 'build-mini':
         print(json.dumps(build_mini(a.out, a.tracks, a.seed, a.sample_rate, a.workers, a.max_seconds)))
         return 0
+    root = a.root if a.cmd == 'check' else a.data_root
     try:
-        s = encode_dataset(a.dataset, a.data_root, a.codec, a.out, a.codec_path, a.splits, not a.no_progress)
+        if a.cmd == 'check':
+            rep = check_dataset(a.dataset, root, a.splits, not a.no_sustain_pedal, not a.no_progress)
+            if a.json: atomic_write_json(Path(a.json), rep)
+            print(format_check(rep)); return 1 if rep['errors'] else 0
+        s = encode_dataset(a.dataset, root, a.codec, a.out, a.codec_path, a.splits, not a.no_progress,
+                           sustain_pedal=not a.no_sustain_pedal)
     except (FileNotFoundError, ValueError) as err:
-        print(f"hsmad data encode: error: {err}", file=sys.stderr); return 2
+        hint = (f" -- `hsmad data check {root} --dataset {a.dataset}` lists every problem"
+                if isinstance(err, DatasetError) and a.cmd == 'encode' else '')
+        print(f"hsmad data {a.cmd}: error: {err}{hint}", file=sys.stderr); return 2
     print(json.dumps(s)); return 0

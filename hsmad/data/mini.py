@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_data_mini.ipynb #9646497e
 from __future__ import annotations
-import argparse, hashlib, json, os, shutil, sys, time, uuid
+import argparse, hashlib, json, os, shutil, sys, time
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
 from dataclasses import dataclass, field
@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 from ..io import atomic_folder, atomic_write_json, clean_partials
+from .datasets import SLAKH_DRUM_PROGRAM
 from ..midi import Notes  # first: it imports pretty_midi (and pyfluidsynth) without printing
 import pretty_midi, soundfile as sf, yaml
 
 # %% auto #0
 __all__ = ['ENSEMBLES', 'GM_CLASSES', 'SF2', 'OTHER_WORKS', 'OTHER_EVERY', 'OTHER_MAX_SECONDS', 'SPLITS', 'Ensemble',
            'inst_class', 'Score', 'chorale_sources', 'piece_plan', 'parse_score', 'Performance', 'perform',
-           'to_pretty_midi', 'Renderer', 'split_of', 'build_track', 'build_mini', 'build_mini_parser', 'cli_build_mini']
+           'to_pretty_midi', 'Renderer', 'k_weighting', 'integrated_loudness', 'split_of', 'build_track', 'build_mini',
+           'build_mini_parser', 'cli_build_mini']
 
 # %% ../../nbs/10_data_mini.ipynb #5f0e0d74
 @dataclass(frozen=True)
@@ -203,6 +205,32 @@ class Renderer:
         out.append(self._samples(n_samples - pos))
         return np.concatenate(out)
 
+# %% ../../nbs/10_data_mini.ipynb #1d4b7e93
+def k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    "BS.1770-4's two K-weighting biquads `(b, a)` at `sample_rate` (at 48 kHz: the standard's table)."
+    K = np.tan(np.pi * 1681.974450955533 / sample_rate); Q = 0.7071752369554196       # the +4 dB high shelf
+    Vh = 10 ** (3.999843853973347 / 20); Vb = Vh ** 0.4996667741545416; a0 = 1 + K / Q + K * K
+    shelf = (np.array([Vh + Vb * K / Q + K * K, 2 * (K * K - Vh), Vh - Vb * K / Q + K * K]) / a0,
+             np.array([1.0, 2 * (K * K - 1) / a0, (1 - K / Q + K * K) / a0]))
+    K = np.tan(np.pi * 38.13547087602444 / sample_rate); Q = 0.5003270373238773      # the high-pass
+    a0 = 1 + K / Q + K * K
+    return [shelf, (np.array([1.0, -2.0, 1.0]), np.array([1.0, 2 * (K * K - 1) / a0, (1 - K / Q + K * K) / a0]))]
+
+def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
+    "Gated integrated loudness (LUFS) of mono `audio` by ITU-R BS.1770-4; `-inf` for silence or under 400 ms."
+    from scipy.signal import lfilter
+    y = np.asarray(audio, np.float64)
+    for b, a in k_weighting(sample_rate): y = lfilter(b, a, y)
+    n, hop = int(round(0.4 * sample_rate)), int(round(0.1 * sample_rate))
+    if len(y) < n: return float('-inf')
+    c = np.concatenate([[0.0], np.cumsum(y * y)])
+    starts = np.arange(0, len(y) - n + 1, hop)
+    z = (c[starts + n] - c[starts]) / n                          # mean square of each 400 ms block
+    z = z[z > 10 ** ((-70 + 0.691) / 10)]                        # absolute gate: -70 LUFS
+    if not len(z): return float('-inf')
+    z = z[z > 0.1 * z.mean()]                                    # relative gate: 10 LU below the gated mean
+    return float(-0.691 + 10 * np.log10(z.mean()))
+
 # %% ../../nbs/10_data_mini.ipynb #955b879e
 SPLITS = ('train', 'validation', 'test')
 
@@ -243,22 +271,25 @@ def build_track(out: Path, index: int, n_tracks: int, source: str, seed: int, sa
             y = renderer.render(notes, prog, drum, n_samples)
             audio.append(y)
             to_pretty_midi([(notes, prog, drum, name)], perf.bpm, perf.ts).write(str(tmp / 'MIDI' / f'{sid}.mid'))
-            meta_stems[sid] = dict(inst_class=inst_class(prog, drum), program_num=int(prog), is_drum=bool(drum),
+            meta_stems[sid] = dict(audio_rendered=True, inst_class=inst_class(prog, drum), is_drum=bool(drum),
                                    midi_program_name='Drums' if drum else pretty_midi.program_to_instrument_name(prog),
-                                   name=name, plugin_name='FluidR3_GM.sf2', audio_rendered=True, midi_saved=True)
+                                   midi_saved=True, name=name, plugin_name='FluidR3_GM.sf2',
+                                   program_num=SLAKH_DRUM_PROGRAM if drum else int(prog))
         peak = max(float(np.abs(np.sum(audio, 0)).max()), 1e-9)
         norm = 0.9 / peak  # one factor for the mix and every stem, so mix == sum(stems)
-        for k, y in enumerate(audio): _write_audio(tmp / 'stems' / f'S{k:02d}.flac', y * norm, sample_rate)
+        for k, y in enumerate(audio):
+            _write_audio(tmp / 'stems' / f'S{k:02d}.flac', y * norm, sample_rate)
+            meta_stems[f'S{k:02d}']['integrated_loudness'] = integrated_loudness(y * norm, sample_rate)
         _write_audio(tmp / 'mix.flac', np.sum(audio, 0) * norm, sample_rate)
         to_pretty_midi(perf.stems, perf.bpm, perf.ts).write(str(tmp / 'all_src.mid'))
-        meta = dict(UUID=str(uuid.UUID(hashlib.md5(f'{seed}-{index}-{source}'.encode()).hexdigest())),
-                    audio_dir='stems', midi_dir='MIDI', normalized=True, normalization_factor=float(norm),
-                    overall_gain=float(norm), target_peak=0.9, stems=meta_stems,
+        meta = dict(UUID=hashlib.md5(f'{seed}-{index}-{source}'.encode()).hexdigest(),
+                    audio_dir=f'{tid}/stems', lmd_midi_dir=source, midi_dir=f'{tid}/MIDI', normalization_factor=0.0,
+                    normalized=False, overall_gain=float(norm), stems=meta_stems, target_peak=float(20 * np.log10(0.9)),
                     # mini's own keys
                     description=ens.description, ensemble=ens.name, source=source, bpm=perf.bpm,
                     time_signature=f"{perf.ts[0]}/{perf.ts[1]}", key=score.key, sample_rate=int(sample_rate),
                     duration=float(perf.duration), seed=int(seed))
-        with open(tmp / 'metadata.yaml', 'w') as f: yaml.safe_dump(meta, f, sort_keys=False)
+        with open(tmp / 'metadata.yaml', 'w') as f: yaml.safe_dump(meta, f)     # sorted keys, as the release's
     return final
 
 # %% ../../nbs/10_data_mini.ipynb #7342f32d
