@@ -18,7 +18,7 @@ test test-slow: export MKL_NUM_THREADS := 1
 # OpenMP threads that spin while waiting starve the other worker on a loaded 2-core machine
 test test-slow: export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup sysdeps test test-slow export readme check-export demo paper clean-venv
+.PHONY: setup sysdeps test test-slow export readme check-export demo paper lab clean-venv
 
 setup: $(STAMP)
 
@@ -65,6 +65,13 @@ demo: setup  ## the main job on the built-in mini data: build, encode, train HS-
 SCALE ?= tiny
 paper: setup  ## experiment notebooks -> executed/, results/, figures/ (SCALE=tiny|paper; paper needs DATA_ROOT, GPUS; optional HSMAD_RUN GLOBAL_RUN FLAT_RUN ABLATION_RUNS)
 	DATASET="$(DATASET)" DATA_ROOT="$(DATA_ROOT)" GPUS="$(GPUS)" STEPS="$(STEPS)" HSMAD_RUN="$(HSMAD_RUN)" GLOBAL_RUN="$(GLOBAL_RUN)" FLAT_RUN="$(FLAT_RUN)" ABLATION_RUNS="$(ABLATION_RUNS)" tools/paper.sh $(SCALE)
+
+# JupyterLab on the notebooks; the server's own python is the kernel (.venv, with this checkout installed).
+# Nothing is fetched at run time: no announcements feed, no update check, no extension manager.
+lab: setup  ## open nbs/ in JupyterLab on the project's kernel
+	$(BIN)/jupyter lab --notebook-dir=nbs --LabApp.news_url=None \
+		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.extension_manager=readonly \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -73,7 +73,7 @@ class HSMADConfig:
     "Every setting of an HS-MAD run, flat. Build one with `get_preset`."
     name: str = 'paper'            # preset name, recorded in checkpoints and results
     variant: str = 'hsmad'         # model variant: hsmad, global, flat, no_event, no_local, no_global, no_scm, no_aux, binary_srm, tca_plain
-    # --- codec and latent geometry (paper §3.2.1, corrected in SPEC §1)
+    # --- codec and latent geometry (paper §3.2.1, corrected: nbs/deviations.ipynb#latent-rate)
     codec: str = 'dac'             # latent codec name (DAC 44.1 kHz in the paper)
     sample_rate: int = 44100       # codec sample rate
     hop: int = 512                 # codec hop R_VAE: 512 for DAC 44.1 kHz (the paper's 320 is wrong)
@@ -96,7 +96,7 @@ class HSMADConfig:
     hse_conv_kernel: int = 31      # Conformer depthwise convolution kernel
     dropout: float = 0.1           # dropout in HSE and U-Net transformer blocks
     # --- MRCI 1D U-Net (paper §3.2.3)
-    c_high: int = 512              # U-Net channels at T_H (SPEC §10: narrower than the latent hurt ε-prediction)
+    c_high: int = 512              # U-Net channels at T_H (narrower than the latent: nbs/deviations.ipynb#latent-skip)
     c_mid: int = 1024              # U-Net channels at T_M
     c_low: int = 1536              # U-Net channels at T_L (bottleneck)
     res_blocks: int = 2            # 1D ResNet blocks per U-Net level and direction
@@ -170,14 +170,14 @@ class HSMADConfig:
 
 # %% ../nbs/00_config.ipynb #6dddc256
 _PRESETS: dict[str, dict] = {
-    # the paper's numbers (§3.2), with DAC's true hop (SPEC §1)
+    # the paper's numbers (§3.2), with DAC's true hop (nbs/deviations.ipynb#latent-rate)
     'paper': dict(name='paper'),
     # one GPU: the embedded codec, 10 s crops, a narrower network
     'small': dict(name='small', codec='stft', sample_rate=16000, hop=256, latent_channels=513, clip_seconds=10.0,
                   d_event=256, d_local=384, d_global=512, hse_blocks=3, hse_heads=4, hse_ffn=1024,
                   c_high=512, c_mid=512, c_low=768, res_blocks=2, attn_blocks=1, heads=8,
                   warmup_steps=2000, steps=200_000, batch_size=32, ema_decay=0.999),
-    # a laptop CPU: minutes on the mini dataset. Chosen by measurement (issue 7): narrow U-Net levels and batch 8
+    # a laptop CPU: minutes on the mini dataset. Chosen by measurement (nbs/deviations.ipynb#tiny-preset): narrow U-Net levels and batch 8
     # for steps per second, a local TCA window (±4 frames) for alignment, and the latent skip because
     # c_high = 64 is far below the 513 STFT bins (nbs/21_unet)
     'tiny': dict(name='tiny', codec='stft', sample_rate=16000, hop=256, latent_channels=513, clip_seconds=4.096,

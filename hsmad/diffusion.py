@@ -203,12 +203,13 @@ def sample(model, S_sync: Tensor, F_style: Tensor, frame_mask: Tensor | None = N
     return z * m
 
 # %% ../nbs/23_diffusion.ipynb #bf8cd927
-def toy_prediction_study(prediction: str, steps: int = 300, sample_steps: int = 10, seed: int = 0, sampler: str = 'dpm++') -> dict:
+def toy_prediction_study(prediction: str, steps: int = 300, sample_steps: int = 10, seed: int = 0, sampler: str = 'dpm++',
+                         beta_schedule: str = 'squaredcos_cap_v2') -> dict:
     "Train a micro HS-MAD on `z0 = W·S_sync` with `prediction`; relative MSE of conditional samples on held-out S_sync."
     from hsmad.testing import micro_config
     from hsmad.model import HSMAD
     torch.manual_seed(seed)
-    cfg = micro_config(prediction=prediction, p_H=0.1, p_S=0.1)
+    cfg = micro_config(prediction=prediction, p_H=0.1, p_S=0.1, beta_schedule=beta_schedule)
     model = HSMAD(cfg)
     sch, drop = train_scheduler(cfg), CFGDropout(cfg.p_H, cfg.p_S)
     P, C, T, B = cfg.n_pitches, cfg.latent_channels, 32, 16
@@ -228,5 +229,5 @@ def toy_prediction_study(prediction: str, steps: int = 300, sample_steps: int = 
     S, z0 = data(32)
     z = sample(model, S, torch.zeros(32, cfg.style_dim), steps=sample_steps, w_H=1.0, w_S=1.0, form='nested',
                sampler=sampler, generator=torch.Generator().manual_seed(seed))
-    return dict(prediction=prediction, sampler=sampler, train_loss=L['ldm'].item(), rel_mse=float(((z - z0) ** 2).mean() / z0.var()),
+    return dict(prediction=prediction, sampler=sampler, beta_schedule=beta_schedule, train_loss=L['ldm'].item(), rel_mse=float(((z - z0) ** 2).mean() / z0.var()),
                 seconds=round(time.time() - t0, 1))

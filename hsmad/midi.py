@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 import contextlib, io
 import numpy as np
+from fastcore.basics import patch
 # pretty_midi imports pyfluidsynth when it is installed, and pyfluidsynth prints "'fluidsynth' was found at ..."
 # to stdout whenever the CI environment variable is set; that would corrupt a command's one-line JSON output.
 with contextlib.redirect_stdout(io.StringIO()):
@@ -73,72 +74,82 @@ class Notes:
         "Time of the last offset (0 for an empty table)."
         return float(self.end.max()) if len(self) else 0.0
 
-    def _take(self, idx) -> Notes:
-        return Notes(*(getattr(self, c)[idx] for c in _COLS), onset_in_window=self.onset_in_window[idx])
+# %% ../nbs/01_midi.ipynb #0fedd9b7
+@patch
+def _take(self: Notes, idx) -> Notes:
+    return Notes(*(getattr(self, c)[idx] for c in _COLS), onset_in_window=self.onset_in_window[idx])
 
-    def sorted(self) -> Notes:
-        "Rows ordered by start, then pitch, end, velocity, program (a total order, so tables compare row by row)."
-        return self._take(np.lexsort((self.is_drum, self.program, self.velocity, self.end, self.pitch, self.start)))
+@patch
+def sorted(self: Notes) -> Notes:
+    "Rows ordered by start, then pitch, end, velocity, program (a total order, so tables compare row by row)."
+    return self._take(np.lexsort((self.is_drum, self.program, self.velocity, self.end, self.pitch, self.start)))
 
-    def shift(self, dt: float) -> Notes:
-        "All times moved by `dt` seconds (may go negative; `crop` is the safe way to window)."
-        return Notes(self.pitch, self.start + dt, self.end + dt, self.velocity, self.program, self.is_drum, self.onset_in_window)
+@patch
+def shift(self: Notes, dt: float) -> Notes:
+    "All times moved by `dt` seconds (may go negative; `crop` is the safe way to window)."
+    return Notes(self.pitch, self.start + dt, self.end + dt, self.velocity, self.program, self.is_drum, self.onset_in_window)
 
-    def crop(self, t0: float, t1: float) -> Notes:
-        """Notes sounding in `[t0, t1)`, re-timed so `t0 -> 0` and clipped to `[0, t1 - t0]`.
-        A note that began before `t0` keeps `start = 0` and has `onset_in_window = False`."""
-        if t1 <= t0: raise ValueError(f"empty window [{t0}, {t1})")
-        keep = (self.end > t0) & (self.start < t1)
-        c = self._take(keep)
-        inside = c.onset_in_window & (c.start >= t0)
-        return Notes(c.pitch, np.clip(c.start - t0, 0, None), np.minimum(c.end, t1) - t0, c.velocity, c.program,
-                     c.is_drum, onset_in_window=inside)
+@patch
+def drop_drums(self: Notes) -> Notes: return self._take(~self.is_drum)
 
-    def drop_drums(self) -> Notes: return self._take(~self.is_drum)
+@patch(cls_method=True)
+def concat(cls: Notes, tables: Sequence[Notes]) -> Notes:
+    "Rows of several tables, in order."
+    tables = list(tables)
+    if not tables: return cls.empty()
+    return cls(*(np.concatenate([getattr(t, c) for t in tables]) for c in _COLS),
+               onset_in_window=np.concatenate([t.onset_in_window for t in tables]))
 
-    @staticmethod
-    def concat(tables: Sequence[Notes]) -> Notes:
-        "Rows of several tables, in order."
-        tables = list(tables)
-        if not tables: return Notes.empty()
-        return Notes(*(np.concatenate([getattr(t, c) for t in tables]) for c in _COLS),
-                     onset_in_window=np.concatenate([t.onset_in_window for t in tables]))
+# %% ../nbs/01_midi.ipynb #e1c9ae58
+@patch
+def crop(self: Notes, t0: float, t1: float) -> Notes:
+    """Notes sounding in `[t0, t1)`, re-timed so `t0 -> 0` and clipped to `[0, t1 - t0]`.
+    A note that began before `t0` keeps `start = 0` and has `onset_in_window = False`."""
+    if t1 <= t0: raise ValueError(f"empty window [{t0}, {t1})")
+    keep = (self.end > t0) & (self.start < t1)
+    c = self._take(keep)
+    inside = c.onset_in_window & (c.start >= t0)
+    return Notes(c.pitch, np.clip(c.start - t0, 0, None), np.minimum(c.end, t1) - t0, c.velocity, c.program,
+                 c.is_drum, onset_in_window=inside)
 
-    def to_pretty_midi(self, resolution: int = 960) -> pretty_midi.PrettyMIDI:
-        """One instrument per (program, is_drum) -- or more where notes of one pitch overlap: MIDI pairs
-        note-on/off per channel and pitch, so overlapping unisons go to extra instruments (lanes)
-        and every note survives a round trip with its own duration."""
-        pm = pretty_midi.PrettyMIDI(resolution=resolution)
-        for prog, drum in sorted(set(zip(self.program.tolist(), self.is_drum.tolist()))):
-            sel = np.flatnonzero((self.program == prog) & (self.is_drum == drum))
-            sel = sel[np.lexsort((self.pitch[sel], self.start[sel]))]
-            lanes: list[tuple[pretty_midi.Instrument, dict]] = []  # (instrument, pitch -> last end)
-            for i in sel:
-                p, s_, e = int(self.pitch[i]), float(self.start[i]), float(self.end[i])
-                lane = next((l for l in lanes if l[1].get(p, -1.0) <= s_), None)
-                if lane is None:
-                    name = 'Drums' if drum else pretty_midi.program_to_instrument_name(int(prog))
-                    lane = (pretty_midi.Instrument(program=int(prog), is_drum=bool(drum), name=name), {})
-                    lanes.append(lane); pm.instruments.append(lane[0])
-                lane[0].notes.append(pretty_midi.Note(int(self.velocity[i]), p, s_, e)); lane[1][p] = e
-        return pm
+# %% ../nbs/01_midi.ipynb #87139fb0
+@patch
+def to_pretty_midi(self: Notes, resolution: int = 960) -> pretty_midi.PrettyMIDI:
+    """One instrument per (program, is_drum) -- or more where notes of one pitch overlap: MIDI pairs
+    note-on/off per channel and pitch, so overlapping unisons go to extra instruments (lanes)
+    and every note survives a round trip with its own duration."""
+    pm = pretty_midi.PrettyMIDI(resolution=resolution)
+    for prog, drum in sorted(set(zip(self.program.tolist(), self.is_drum.tolist()))):
+        sel = np.flatnonzero((self.program == prog) & (self.is_drum == drum))
+        sel = sel[np.lexsort((self.pitch[sel], self.start[sel]))]
+        lanes: list[tuple[pretty_midi.Instrument, dict]] = []  # (instrument, pitch -> last end)
+        for i in sel:
+            p, s_, e = int(self.pitch[i]), float(self.start[i]), float(self.end[i])
+            lane = next((l for l in lanes if l[1].get(p, -1.0) <= s_), None)
+            if lane is None:
+                name = 'Drums' if drum else pretty_midi.program_to_instrument_name(int(prog))
+                lane = (pretty_midi.Instrument(program=int(prog), is_drum=bool(drum), name=name), {})
+                lanes.append(lane); pm.instruments.append(lane[0])
+            lane[0].notes.append(pretty_midi.Note(int(self.velocity[i]), p, s_, e)); lane[1][p] = e
+    return pm
 
-    def write(self, path: str | os.PathLike) -> Path:
-        "Write a standard MIDI file (tick resolution 960, 120 BPM grid)."
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        self.to_pretty_midi().write(str(path)); return path
+@patch
+def write(self: Notes, path: str | os.PathLike) -> Path:
+    "Write a standard MIDI file (tick resolution 960, 120 BPM grid)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    self.to_pretty_midi().write(str(path)); return path
 
-    @classmethod
-    def from_pretty_midi(cls, pm: pretty_midi.PrettyMIDI, source: str = '<PrettyMIDI>') -> Notes:
-        "Flatten every instrument (drums included); zero-length notes are dropped with a warning."
-        rows = [(n.pitch, n.start, n.end, n.velocity, inst.program, inst.is_drum) for inst in pm.instruments for n in inst.notes]
-        if not rows: return cls.empty()
-        a = np.array(rows, dtype=np.float64)
-        ok = a[:, 2] > a[:, 1]
-        if not ok.all(): warnings.warn(f"{source}: dropped {int((~ok).sum())} note(s) with end <= start")
-        a = a[ok]
-        vel = np.clip(a[:, 3], 1, 127)  # velocity 0 is a note-off in MIDI; pretty_midi never yields it for a note
-        return cls(a[:, 0], np.maximum(a[:, 1], 0), a[:, 2], vel, a[:, 4], a[:, 5].astype(bool)).sorted()
+@patch(cls_method=True)
+def from_pretty_midi(cls: Notes, pm: pretty_midi.PrettyMIDI, source: str = '<PrettyMIDI>') -> Notes:
+    "Flatten every instrument (drums included); zero-length notes are dropped with a warning."
+    rows = [(n.pitch, n.start, n.end, n.velocity, inst.program, inst.is_drum) for inst in pm.instruments for n in inst.notes]
+    if not rows: return cls.empty()
+    a = np.array(rows, dtype=np.float64)
+    ok = a[:, 2] > a[:, 1]
+    if not ok.all(): warnings.warn(f"{source}: dropped {int((~ok).sum())} note(s) with end <= start")
+    a = a[ok]
+    vel = np.clip(a[:, 3], 1, 127)  # velocity 0 is a note-off in MIDI; pretty_midi never yields it for a note
+    return cls(a[:, 0], np.maximum(a[:, 1], 0), a[:, 2], vel, a[:, 4], a[:, 5].astype(bool)).sorted()
 
 # %% ../nbs/01_midi.ipynb #7b9e96c5
 def load_pretty_midi(path: str | os.PathLike) -> pretty_midi.PrettyMIDI:
