@@ -4,7 +4,7 @@
 
 # %% ../../nbs/14_data_cache.ipynb #7d1ab1d9
 from __future__ import annotations
-import argparse, json, os, sys, time
+import json, os, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Sequence
@@ -15,12 +15,15 @@ from ..audio import load_audio
 from .datasets import Track, open_dataset, DATASETS
 from .labels import TrackLabels, track_labels
 from .codecs import get_codec, codec_spec, CODECS
+from ..errors import (CommandParser, Interrupted, UsageError, check_input_dir, check_input_file, check_output_dir,
+                          command)
 
 CACHE_VERSION = 1
 
 # %% auto #0
-__all__ = ['CACHE_VERSION', 'NOTE_COLUMNS', 'save_notes', 'load_notes', 'save_labels', 'CacheEntry', 'write_track', 'write_spec',
-           'encode_track', 'encode_dataset', 'finalize', 'CacheError', 'LatentCache', 'CropSampler', 'cli_data']
+__all__ = ['CACHE_VERSION', 'NOTE_COLUMNS', 'DATASET_NAMES', 'save_notes', 'load_notes', 'save_labels', 'CacheEntry',
+           'write_track', 'write_spec', 'encode_track', 'encode_dataset', 'finalize', 'CacheError', 'LatentCache',
+           'CropSampler', 'check_dataset_root', 'cli_data']
 
 # %% ../../nbs/14_data_cache.ipynb #7aede224
 NOTE_COLUMNS = ('pitch', 'start', 'end', 'velocity', 'program', 'is_drum')
@@ -223,12 +226,32 @@ class CropSampler:
     def __iter__(self):
         while True: yield self.draw()
 
+# %% ../../nbs/14_data_cache.ipynb #1c24db5d
+DATASET_NAMES = dict(mini='the mini dataset', slakh='Slakh2100', maestro='MAESTRO v3')
+
+def check_dataset_root(dataset: str, root: str | os.PathLike, arg: str = '--data-root') -> Path:
+    "A quick look before any work: `root` is a folder of `dataset` (`mini`: also a place to build one); else a `UsageError`."
+    from hsmad.data.datasets import SLAKH_SPLIT_FOLDERS
+    root, name = Path(root), DATASET_NAMES.get(dataset, dataset)
+    if dataset == 'mini': return root            # built there when absent; hsmad.data.mini.check_mini_folder looks inside
+    check_input_dir(root, arg)
+    if (root / 'mini.json').is_file():
+        raise UsageError(f"{arg} {root}: is the mini dataset (mini.json), not {name}; give the {name} folder, or --dataset mini")
+    if dataset == 'maestro' and not any((root / f).is_file() for f in ('maestro-v3.0.0.csv', 'maestro-v3.0.0.json')):
+        raise UsageError(f"{arg} {root}: no maestro-v3.0.0.csv or .json, so not a MAESTRO v3 folder; give the folder of "
+                         f"the unpacked maestro-v3.0.0.zip")
+    if dataset == 'slakh' and not any(any(d.glob('Track*')) for d in (root, *(root / s for s in SLAKH_SPLIT_FOLDERS)) if d.is_dir()):
+        raise UsageError(f"{arg} {root}: no TrackXXXXX folders, so not a Slakh2100 folder; give the folder holding "
+                         f"Track00001/... (or train/Track00001/...)")
+    return root
+
 # %% ../../nbs/14_data_cache.ipynb #63966f6d
+@command('hsmad data')
 def cli_data(argv: list[str] | None = None) -> int:
     "`hsmad data build-mini ...` | `hsmad data encode ...`"
-    from hsmad.data.mini import build_mini_parser, build_mini
-    p = argparse.ArgumentParser(prog='hsmad data', description='Datasets and latent caches.')
-    sub = p.add_subparsers(dest='cmd', required=True)
+    from hsmad.data.mini import build_mini_parser, run_build_mini
+    p = CommandParser(prog='hsmad data', description='Datasets and latent caches.')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='{build-mini,encode}')
     build_mini_parser(sub.add_parser('build-mini', help='build the mini dataset (Slakh2100 layout)'))
     e = sub.add_parser('encode', help='encode a dataset to a latent cache (resumable)')
     e.add_argument('--dataset', required=True, choices=DATASETS)
@@ -240,10 +263,12 @@ def cli_data(argv: list[str] | None = None) -> int:
     e.add_argument('--no-progress', action='store_true')
     a = p.parse_args(argv)
     if a.cmd == 'build-mini':
-        print(json.dumps(build_mini(a.out, a.tracks, a.seed, a.sample_rate, a.workers, a.max_seconds)))
-        return 0
-    try:
-        s = encode_dataset(a.dataset, a.data_root, a.codec, a.out, a.codec_path, a.splits, not a.no_progress)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"hsmad data encode: error: {err}", file=sys.stderr); return 2
+        run_build_mini(a); return 0
+    check_dataset_root(a.dataset, a.data_root); check_input_dir(a.data_root, '--data-root')
+    if a.codec_path: check_input_file(a.codec_path, '--codec-path')
+    check_output_dir(a.out, '--out')
+    try: s = encode_dataset(a.dataset, a.data_root, a.codec, a.out, a.codec_path, a.splits, not a.no_progress)
+    except KeyboardInterrupt as err:
+        n = len(list((Path(a.out) / 'tracks').glob('*.json')))
+        raise Interrupted(f"{n} encoded track(s) in {a.out} are kept; the same command encodes the rest") from err
     print(json.dumps(s)); return 0
