@@ -37,7 +37,7 @@ class Interrupted(KeyboardInterrupt):
 
 # errors whose message is written for the user: shown as they are (the others are marked unexpected)
 INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
-EXPECTED_ERRORS = (HSMADError, *INPUT_ERRORS, RuntimeError, ArithmeticError, OSError, MemoryError)
+EXPECTED_ERRORS = (HSMADError, *INPUT_ERRORS, RuntimeError, ArithmeticError, OSError, MemoryError, ImportError)
 
 def exit_code(e: BaseException) -> int:
     "The exit status of a command that raised `e`."
