@@ -229,14 +229,14 @@ class CropSampler:
 # %% ../../nbs/14_data_cache.ipynb #1c24db5d
 DATASET_NAMES = dict(mini='the mini dataset', slakh='Slakh2100', maestro='MAESTRO v3')
 
-def check_dataset_root(dataset: str, root: str | os.PathLike, arg: str = '--data-root') -> Path:
+def check_dataset_root(dataset: str, root: str | os.PathLike, arg: str = '--data-root', dataset_arg: str = '--dataset') -> Path:
     "A quick look before any work: `root` is a folder of `dataset` (`mini`: also a place to build one); else a `UsageError`."
     from hsmad.data.datasets import SLAKH_SPLIT_FOLDERS
     root, name = Path(root), DATASET_NAMES.get(dataset, dataset)
     if dataset == 'mini': return root            # built there when absent; hsmad.data.mini.check_mini_folder looks inside
     check_input_dir(root, arg)
     if (root / 'mini.json').is_file():
-        raise UsageError(f"{arg} {root}: is the mini dataset (mini.json), not {name}; give the {name} folder, or --dataset mini")
+        raise UsageError(f"{arg} {root}: is the mini dataset (mini.json), not {name}; give the {name} folder, or {dataset_arg} mini")
     if dataset == 'maestro' and not any((root / f).is_file() for f in ('maestro-v3.0.0.csv', 'maestro-v3.0.0.json')):
         raise UsageError(f"{arg} {root}: no maestro-v3.0.0.csv or .json, so not a MAESTRO v3 folder; give the folder of "
                          f"the unpacked maestro-v3.0.0.zip")
