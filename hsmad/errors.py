@@ -87,13 +87,18 @@ if not log.handlers:                       # once per process: the library's def
 @contextlib.contextmanager
 def cli_logging(prog: str, verbose: bool = False) -> Iterator[logging.Logger]:
     "During a command: `hsmad.*` records as `PROG: message` on stderr (DEBUG with `verbose`); warnings as one line each."
-    saved = log.handlers[:], log.level, warnings.showwarning
     def show(message, category, filename, lineno, file=None, line=None):
         if verbose: log.warning(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
         else: log.warning((str(message).strip().splitlines() or [category.__name__])[0])
-    log.handlers = [_handler(prog)]; log.setLevel(logging.DEBUG if verbose else logging.INFO); warnings.showwarning = show
-    try: yield log
-    finally: log.handlers, warnings.showwarning = saved[0], saved[2]; log.setLevel(saved[1])
+    saved = log.handlers[:], log.level
+    with warnings.catch_warnings():          # restores the filters and showwarning afterwards
+        warnings.simplefilter('default')     # each warning once per place
+        if not verbose:                      # as Python does for an end user: libraries' deprecations are for developers
+            for c in (DeprecationWarning, PendingDeprecationWarning): warnings.simplefilter('ignore', c)
+        warnings.showwarning = show
+        log.handlers = [_handler(prog)]; log.setLevel(logging.DEBUG if verbose else logging.INFO)
+        try: yield log
+        finally: log.handlers = saved[0]; log.setLevel(saved[1])
 
 # %% ../nbs/00c_errors.ipynb #870f6028
 class CommandParser(argparse.ArgumentParser):
