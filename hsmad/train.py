@@ -202,7 +202,7 @@ class Trainer:
         if self.d.main:
             self.out.mkdir(parents=True, exist_ok=True)
             removed = clean_partial_checkpoints(self.out)
-            if removed: print(f"[train] removed partial checkpoint files of a crashed run: {removed}", file=sys.stderr)
+            if removed: log.info(f"removed partial checkpoint files of a crashed run: {removed}")
         if dist.is_initialized(): dist.barrier()
         torch.manual_seed(cfg.seed)
         self.model = HSMAD(cfg).to(self.d.device)
@@ -220,7 +220,7 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema_decay)
         self.step = 0
         if ts.resume and checkpoints(self.out): self._load(latest_checkpoint(self.out))
-        elif ts.resume and self.d.main: print(f"[train] --resume: no checkpoint in {self.out}, starting at step 0", file=sys.stderr)
+        elif ts.resume and self.d.main: log.info(f"--resume: no checkpoint in {self.out}, starting at step 0")
 
 # %% ../nbs/25_train.ipynb #e77518fa
 @patch
@@ -263,7 +263,7 @@ def _load(self: Trainer, ck: Path):
     self.step = int(st['step'])
     torch.set_rng_state(st['torch_rng'].cpu())
     if st.get('cuda_rng') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda_rng'])
-    if self.d.main: print(f"[train] resumed from {ck} at step {self.step}", file=sys.stderr)
+    if self.d.main: log.info(f"resumed from {ck} at step {self.step}")
 
 # %% ../nbs/25_train.ipynb #b8bb3dda
 REWOUND_METRICS = 'metrics.rewound.jsonl'   # records logged after the checkpoint a resumed run went back to
