@@ -112,14 +112,11 @@ class Case:
     code: int                       # expected exit status
     msg: str = ''                   # expected in the one line on stderr (failures) or in stderr (successes)
     changes: tuple = ()             # world paths (prefixes) the case may write or replace
-    check: Callable | None = None   # check(world, stdout, stderr) for what the case wrote
+    check: Callable | None = None   # check(world, template, stdout, stderr) for what the case wrote
     skip: str | None = None
 
 
-def _same_bytes(a: Path, b: Path) -> bool: return snapshot(a) == snapshot(b)
-
-
-def _check_loud(w: Path, out: str, err: str):
+def _check_loud(w: Path, template: Path, out: str, err: str):
     r = json.loads(out)
     y, sr = sf.read(str(w / 'old.wav'))
     assert (sr, len(y)) == (16000, round(2.3 * 16000)) and r['windows'] == 6
@@ -127,8 +124,8 @@ def _check_loud(w: Path, out: str, err: str):
     assert 'scaled by' in err and 'Traceback' not in err
 
 
-def _check_resume(w: Path, out: str, err: str):
-    old = [l for l in (TEMPLATE / 'run' / 'metrics.jsonl').read_text().splitlines()]
+def _check_resume(w: Path, template: Path, out: str, err: str):
+    old = (template / 'run' / 'metrics.jsonl').read_text().splitlines()
     new = [l for l in (w / 'run' / 'metrics.jsonl').read_text().splitlines()]
     rewound = (w / 'run' / 'metrics.rewound.jsonl').read_text().splitlines()
     assert new[:4] == old[:4] and [json.loads(l)['step'] for l in new] == [1, 2, 3, 4, 5, 6]
@@ -137,14 +134,14 @@ def _check_resume(w: Path, out: str, err: str):
     assert 'moved to metrics.rewound.jsonl' in err
 
 
-def _check_overwrite(w: Path, out: str, err: str):
+def _check_overwrite(w: Path, template: Path, out: str, err: str):
     aside = [p for p in w.iterdir() if p.name.startswith('run.replaced-')]
-    assert len(aside) == 1 and _same_bytes(aside[0], TEMPLATE / 'run'), aside        # moved, byte for byte
+    assert len(aside) == 1 and snapshot(aside[0]) == snapshot(template / 'run'), aside        # moved, byte for byte
     assert [c.name for c in checkpoints(w / 'run')] == ['step_00000001'] and load_pretrained(w / 'run').step == 1
     assert 'was moved to' in err and str(aside[0]) in err
 
 
-def _check_roll(w: Path, out: str, err: str):
+def _check_roll(w: Path, template: Path, out: str, err: str):
     assert np.load(w / 'old.npy').shape == (384, 20) and err == ''
 
 
@@ -273,13 +270,9 @@ CASES = [
          '--epochs: must be an integer >= 1'),
     Case('adherence-out-unwritable', ['adherence', 'train', '--data-root', f'{W}/mini', '--out', '/proc/c.safetensors'], 2, 'cannot write in /proc'),
 ]
-TEMPLATE: Path = None   # set by the `world` fixture, for the checks that compare with the original files
-
-
 @pytest.fixture
 def world(template, tmp_path) -> Path:
-    global TEMPLATE
-    TEMPLATE = template
+    "A fresh copy of the world for one case."
     w = tmp_path / 'w'
     shutil.copytree(template, w)
     return w
@@ -295,7 +288,7 @@ def _assert_nothing_lost(w: Path, before: dict, changes: tuple):
 
 
 @pytest.mark.parametrize('case', CASES, ids=[c.id for c in CASES])
-def test_contract(case: Case, world: Path, capsys):
+def test_contract(case: Case, world: Path, template: Path, capsys):
     if case.skip: pytest.skip(case.skip)
     argv = [a.replace('{w}', str(world)) for a in case.argv]
     before = snapshot(world)
@@ -310,7 +303,7 @@ def test_contract(case: Case, world: Path, capsys):
         assert msg in err, err
     if '--verbose' not in argv: assert 'Traceback' not in err
     _assert_nothing_lost(world, before, case.changes)
-    if case.check: case.check(world, out, err)
+    if case.check: case.check(world, template, out, err)
 
 
 def test_one_code_per_kind_of_failure():
