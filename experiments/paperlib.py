@@ -48,7 +48,7 @@ def train_variant(variant: str, *, dataset: str, data_root, out, preset: str = '
     args = ['--preset', preset, '--dataset', dataset, '--data-root', str(data_root), '--steps', str(steps), '--out', str(out),
             '--variant', variant, '--seed', str(seed), '--log-every', str(log_every), '--no-progress', '--no-tensorboard']
     if batch_size: args += ['--batch-size', str(batch_size)]
-    if (out / 'checkpoints').is_dir(): args.append('--resume')
+    if (out / 'checkpoints').is_dir() or (out / 'metrics.jsonl').is_file(): args.append('--resume')   # hsmad train refuses to train over a run
     if sets: args += ['--set', *sets]
     t0 = time.time()
     if gpus > 1:

@@ -4,18 +4,22 @@
 
 # %% ../nbs/90_cli.ipynb #9dbbc887
 from __future__ import annotations
-import argparse, importlib, sys
+import argparse, importlib, logging, sys
 from pathlib import Path
 import numpy as np
+from .errors import (CommandParser, UsageError, command, int_arg, float_arg, check_output_file, check_output_dir,
+                          VERBOSE_FLAG)
+
+log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'main', 'cli_roll', 'cli_demo']
+__all__ = ['log', 'COMMANDS', 'RENAMED', 'EPILOG', 'MAX_ROLL_FRAMES', 'main', 'cli_roll', 'cli_srm_figure']
 
 # %% ../nbs/90_cli.ipynb #a62673ef
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:function, one-line help)
     'roll': ('hsmad.cli:cli_roll', 'render a MIDI file through the SRM to .npy (384, N) or .png'),
-    'demo': ('hsmad.cli:cli_demo', 'the main job on the built-in data (see README)'),
+    'srm-figure': ('hsmad.cli:cli_srm_figure', "draw a Bach chorale through the SRM at the paper's frame rate (one figure)"),
     'info': ('hsmad.model:cli_info', 'parameter counts per component and level lengths of a preset/variant'),
     'data': ('hsmad.data.cache:cli_data', 'build-mini: the mini dataset; check: a corpus, split by split, before encoding; encode: a dataset to the latent cache'),
     'train': ('hsmad.train:cli_train', 'train HS-MAD or a baseline/ablation (one process, or many under torchrun)'),
@@ -25,75 +29,93 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'eval-notes': ('hsmad.eval.metrics:cli_eval_notes', 'note P/R/F1, TAE and velocity r of EST.mid against REF.mid'),
     'listen': ('hsmad.eval.listen:cli_listen', 'MUSHRA listening test: build a test set, serve it to listeners'),
 }
+RENAMED = {'demo': "`hsmad demo` is now `hsmad srm-figure` (it draws one SRM figure); the main job on the built-in data is `make demo`"}
+EPILOG = ('exit status: 0 success, 1 the run failed, 2 bad arguments or input, 130 interrupted (Ctrl-C).\n'
+          'An error is one line on stderr; --verbose (anywhere) adds debug messages and tracebacks. The main job: make demo.')
 
+@command('hsmad')
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `hsmad` console command."
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ('-h', '--help'):
+    verbose = False
+    while argv and argv[0] in (VERBOSE_FLAG, '-v'): argv.pop(0); verbose = True
+    if argv and argv[0] in ('-h', '--help'):
         width = max(map(len, COMMANDS))
-        print('usage: hsmad COMMAND [ARGS]  (hsmad COMMAND --help for its options)\n\ncommands:')
+        print('usage: hsmad [--verbose] COMMAND [ARGS]  (hsmad COMMAND --help for its options)\n\ncommands:')
         for k, (_, h) in COMMANDS.items(): print(f'  {k:<{width}}  {h}')
-        return 0 if argv else 2
-    if argv[0] in ('-V', '--version'):
+        print('\n' + EPILOG); return 0
+    if argv and argv[0] in ('-V', '--version'):
         from hsmad import __version__; print(__version__); return 0
-    if argv[0] not in COMMANDS:
-        print(f"hsmad: unknown command {argv[0]!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr); return 2
+    if not argv: raise UsageError("no command given; `hsmad --help` lists the commands")
+    if argv[0] in RENAMED: raise UsageError(RENAMED[argv[0]])
+    if argv[0] not in COMMANDS: raise UsageError(f"unknown command {argv[0]!r}; one of: {', '.join(COMMANDS)} (`hsmad --help`)")
     mod, fn = COMMANDS[argv[0]][0].split(':')
-    return int(getattr(importlib.import_module(mod), fn)(argv[1:]) or 0)
+    return int(getattr(importlib.import_module(mod), fn)(argv[1:] + ([VERBOSE_FLAG] if verbose else [])) or 0)
 
 # %% ../nbs/90_cli.ipynb #8aeaa435
+MAX_ROLL_FRAMES = 1_000_000   # (384, N) float32 = 1.5 GB; about 3 h at DAC's 86.13 frames/s
+
+@command('hsmad roll')
 def cli_roll(argv: list[str] | None = None) -> int:
     "`hsmad roll`: render a MIDI file through the SRM to `.npy` or `.png`."
-    from hsmad.midi import read_midi, MidiError
+    from hsmad.io import atomic_file, atomic_save_npy
+    from hsmad.midi import read_midi
     from hsmad.srm import render_srm, plot_srm
-    ap = argparse.ArgumentParser(prog='hsmad roll', description='Render MIDI through the SRM (paper §2.2.1).')
-    ap.add_argument('midi', type=Path)
+    ap = CommandParser(prog='hsmad roll', description='Render MIDI through the SRM (paper §2.2.1).', epilog=EPILOG)
+    ap.add_argument('midi', type=Path, help='MIDI file')
     ap.add_argument('-o', '--out', type=Path, required=True, help='OUT.npy (float32, (384, N)) or OUT.png')
-    ap.add_argument('--frame-rate', type=float, required=True, help='latent frames per second (codec sample_rate / hop)')
+    ap.add_argument('--frame-rate', type=float_arg(above=0), required=True, help='latent frames per second (codec sample_rate / hop)')
     n = ap.add_mutually_exclusive_group(required=True)
-    n.add_argument('--frames', type=int, help='number of frames N')
-    n.add_argument('--duration', type=float, help='seconds; N = floor(duration * frame_rate)')
-    ap.add_argument('--offset', type=float, default=0.0, help='time of frame 0 in seconds')
+    n.add_argument('--frames', type=int_arg(1, MAX_ROLL_FRAMES), help=f'number of frames N (at most {MAX_ROLL_FRAMES:,})')
+    n.add_argument('--duration', type=float_arg(above=0), help='seconds; N = floor(duration * frame_rate)')
+    ap.add_argument('--offset', type=float_arg(0), default=0.0, help='time of frame 0 in seconds')
     ap.add_argument('--binary', action='store_true', help='binary piano roll (ablation) instead of the soft rendering')
     a = ap.parse_args(argv)
-    if a.frame_rate <= 0: ap.error('--frame-rate must be > 0')
-    if a.offset < 0: ap.error('--offset must be >= 0')
-    if a.out.suffix not in ('.npy', '.png'): ap.error(f'-o must end in .npy or .png, got {a.out.name!r}')
+    check_output_file(a.out, '-o', ('.npy', '.png'))
     frames = a.frames if a.frames is not None else int(np.floor(round(a.duration * a.frame_rate, 9)))
-    if frames <= 0: ap.error('the window has no frames; give --frames N > 0 or a longer --duration')
-    try: notes = read_midi(a.midi)
-    except MidiError as e:
-        print(f'hsmad roll: {e}', file=sys.stderr); return 1
+    if frames <= 0: raise UsageError(f'--duration {a.duration:g}: the window has no frames at {a.frame_rate:g} frames/s; '
+                                     f'give --frames N > 0 or a longer --duration')
+    if frames > MAX_ROLL_FRAMES: raise UsageError(f'--duration {a.duration:g} is {frames:,} frames at {a.frame_rate:g} frames/s; '
+                                                  f'at most {MAX_ROLL_FRAMES:,}: render shorter windows (--offset)')
+    notes = read_midi(a.midi)
     S = render_srm(notes, frames, a.frame_rate, offset=a.offset, binary=a.binary)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    if a.out.suffix == '.npy': np.save(a.out, S.numpy().astype(np.float32))
+    if a.out.suffix.lower() == '.npy': atomic_save_npy(a.out, S.numpy().astype(np.float32))
     else:
+        import matplotlib.pyplot as plt
         fig = plot_srm(S, a.frame_rate, offset=a.offset, title=f'{a.midi.name}: S_sync{" (binary)" if a.binary else ""}')
-        fig.savefig(a.out, dpi=110); __import__('matplotlib.pyplot').pyplot.close(fig)
+        with atomic_file(a.out) as f: fig.savefig(f, format='png', dpi=110)
+        plt.close(fig)
     print(f'{a.out}: {len(notes)} notes, {frames} frames at {a.frame_rate:g} frames/s from {a.offset:g} s')
     return 0
 
 # %% ../nbs/90_cli.ipynb #9add9471
-def cli_demo(argv: list[str] | None = None) -> int:
-    "`hsmad demo`: the main job on the built-in data."
+@command('hsmad srm-figure')
+def cli_srm_figure(argv: list[str] | None = None) -> int:
+    "`hsmad srm-figure`: BWV 66.6 through the SRM at the paper's frame rate, one figure."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from hsmad.config import get_preset
+    from hsmad.io import atomic_file
     from hsmad.midi import chorale_midi, read_midi
     from hsmad.srm import render_srm, plot_srm
-    ap = argparse.ArgumentParser(prog='hsmad demo', description='The main job on the built-in data.')
-    ap.add_argument('--out', type=Path, default=Path('figures'))
-    ap.add_argument('--work', type=Path, default=Path('work'), help='intermediate files')
+    ap = CommandParser(prog='hsmad srm-figure', epilog=EPILOG,
+                       description="Draw 12 s of BWV 66.6 (music21's corpus) through the SRM at the paper's latent frame rate "
+                                   "into OUT/srm_chorale.png. (The main job on the built-in data is `make demo`.)")
+    ap.add_argument('--out', type=Path, default=Path('figures'), help='folder of the figure (default: figures)')
+    ap.add_argument('--work', type=Path, default=Path('work'), help='folder of the intermediate MIDI file (default: work)')
     a = ap.parse_args(argv)
+    check_output_dir(a.out, '--out'); check_output_dir(a.work, '--work')
     cfg = get_preset('paper')
     geo = cfg.geometry
-    print(f'[demo] paper geometry: {geo.frame_rate:.2f} frames/s, T_H={cfg.T_H} for {cfg.clip_seconds:g} s')
     notes = read_midi(chorale_midi(a.work / 'bwv66.6.mid'))
     S = render_srm(notes, geo.T_H(12.0), geo.frame_rate)
     a.out.mkdir(parents=True, exist_ok=True)
     fig = plot_srm(S, geo.frame_rate, pitch_range=(36, 84), title=f'BWV 66.6 through the SRM ({geo.frame_rate:.2f} frames/s)')
-    fig.savefig(a.out / 'srm_chorale.png', dpi=110); plt.close(fig)
-    print(f'[demo] wrote {a.out / "srm_chorale.png"} ({len(notes)} notes)')
+    with atomic_file(a.out / 'srm_chorale.png') as f: fig.savefig(f, format='png', dpi=110)
+    plt.close(fig)
+    print(f'{a.out / "srm_chorale.png"}: BWV 66.6, {len(notes)} notes, {S.shape[1]} frames at {geo.frame_rate:.2f} frames/s '
+          f'(paper geometry: T_H={cfg.T_H} for {cfg.clip_seconds:g} s)')
     return 0
 
 # %% ../nbs/90_cli.ipynb #4b61492c

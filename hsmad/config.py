@@ -8,8 +8,10 @@ import dataclasses, json, math
 from dataclasses import dataclass, field, asdict
 from typing import Any, Sequence
 
+from .errors import UsageError
+
 # %% auto #0
-__all__ = ['PRESETS', 'LatentGeometry', 'HSMADConfig', 'get_preset', 'parse_overrides']
+__all__ = ['PRESETS', 'LatentGeometry', 'ConfigError', 'HSMADConfig', 'get_preset', 'parse_overrides']
 
 # %% ../nbs/00_config.ipynb #47f69a1d
 @dataclass(frozen=True)
@@ -68,6 +70,19 @@ class LatentGeometry:
         return dict(frame_rate=self.frame_rate, T_H=th, T_H_padded=self.padded(th), T_M=self.T_M(th), T_L=self.T_L(th))
 
 # %% ../nbs/00_config.ipynb #79e3ca5b
+class ConfigError(UsageError, TypeError):
+    "A config field that does not exist, or a value of the wrong type (a `TypeError` as before, and a usage error: exit 2)."
+
+_FIELD_TYPES = {'int': int, 'float': (int, float), 'str': str, 'bool': bool}
+
+def _check_field(name: str, typ: str, v) -> None:
+    "Raise `ConfigError` unless `v` fits the field's annotation (`int`, `float`, `str`, `bool`); floats must be finite."
+    want = _FIELD_TYPES.get(typ)
+    if want is None: return
+    if not isinstance(v, want) or (isinstance(v, bool) and typ != 'bool'):
+        raise ConfigError(f"config field {name} must be {'an' if typ == 'int' else 'a'} {typ}, got {v!r} ({type(v).__name__})")
+    if typ == 'float' and not math.isfinite(v): raise ConfigError(f"config field {name} must be a finite number, got {v!r}")
+
 @dataclass
 class HSMADConfig:
     "Every setting of an HS-MAD run, flat. Build one with `get_preset`."
@@ -146,9 +161,11 @@ class HSMADConfig:
                              f"fix the preset or pass matching overrides")
 
     def replace(self, **overrides) -> HSMADConfig:
-        "A copy with fields replaced; unknown names are an error."
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
-        if unknown: raise TypeError(f"unknown config field(s) {sorted(unknown)}; valid: {[f.name for f in dataclasses.fields(self)]}")
+        "A copy with fields replaced; an unknown name or a value of the wrong type (or a non-finite float) is a `ConfigError`."
+        fields = {f.name: f.type for f in dataclasses.fields(self)}
+        unknown = set(overrides) - set(fields)
+        if unknown: raise ConfigError(f"unknown config field(s) {sorted(unknown)}; valid: {list(fields)}")
+        for k, v in overrides.items(): _check_field(k, fields[k], v)
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict: return asdict(self)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/26_generate.ipynb #4fa2c0a7
 from __future__ import annotations
-import argparse, json, math, os, sys, time
+import argparse, json, logging, math, os, time
 from dataclasses import dataclass
 from typing import Sequence
 from pathlib import Path
@@ -16,9 +16,14 @@ from .midi import Notes, read_midi, MidiError
 from .srm import render_srm
 from .diffusion import sample, SAMPLERS, CFG_FORMS
 from .checkpoint import Pretrained, load_pretrained
+from .errors import (CommandParser, Interrupted, RunError, UsageError, check_device, check_output_file, command, float_arg,
+                          int_arg, text_arg)
+
+log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['window_plan', 'Generation', 'style_embedding', 'generate', 'generate_clips', 'generate_parser', 'cli_generate']
+__all__ = ['log', 'PEAK_LIMIT', 'MAX_STYLE_CHARS', 'window_plan', 'Generation', 'style_embedding', 'generate', 'generate_clips',
+           'guard_wave', 'generate_parser', 'cli_generate']
 
 # %% ../nbs/26_generate.ipynb #8b702b4b
 def window_plan(n_frames: int, T_H: int, overlap: int) -> list[tuple[int, int]]:
@@ -54,7 +59,7 @@ def style_embedding(pre: Pretrained, style: str | torch.Tensor, style_path: str 
 def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: float | None = None, w_S: float | None = None,
              steps: int | None = None, seed: int = 0, form: str = 'additive', sampler: str = 'dpm++',
              overlap: float | None = None, codec=None, codec_path: str | None = None, style_path: str | None = None,
-             decode: bool = True) -> Generation:
+             decode: bool = True, progress: bool = False) -> Generation:
     "Audio for `notes` in `style`, as long as the notes; windows of the training length joined by inpainting."
     t0 = time.time()
     cfg, model = pre.cfg, pre.model
@@ -66,12 +71,16 @@ def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: f
     N = max(1, math.ceil(notes.duration * fr - 1e-9))
     ov = int(round((cfg.clip_seconds / 4 if overlap is None else overlap) * fr))
     plan = window_plan(N, T_H, min(ov, T_H - 1))
+    log.log(logging.INFO if progress else logging.DEBUG,
+            f"{notes.duration:.1f} s of MIDI: {len(plan)} window(s) of {T_H / fr:.2f} s (overlap {min(ov, T_H - 1) / fr:.2f} s), "
+            f"{steps} {sampler} steps each")
     S = render_srm(notes, N, fr, binary=model.srm_binary, sigma_frames=cfg.srm_sigma_frames, radius=cfg.srm_radius).to(dev)
     F_style = style_embedding(pre, style, style_path).to(dev)[None]
     Z = torch.zeros(1, cfg.latent_channels, N, device=dev)             # normalised latents generated so far
     done = 0                                                            # frames [0, done) are generated
     gen = torch.Generator().manual_seed(seed)
-    for s, L in plan:
+    from tqdm.auto import tqdm
+    for s, L in tqdm(plan, desc='generate', unit='window', disable=not progress):
         fm = torch.ones(1, L, dtype=torch.bool, device=dev)
         known = None
         if done > s:
@@ -89,6 +98,7 @@ def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: f
             from hsmad.data.codecs import get_codec
             codec = get_codec(pre.codec.get('codec', cfg.codec), codec_path)
         cfg.check_codec(codec)
+        log.log(logging.INFO if progress else logging.DEBUG, f"decoding {notes.duration:.1f} s of audio with codec {cfg.codec!r}")
         y = codec.decode(lat[None], length=max(n_samples, (N - 1) * cfg.hop))[0].cpu().numpy().astype(np.float32)
         wave = np.pad(y, (0, max(0, n_samples - len(y))))[:n_samples]
     return Generation(wave, cfg.sample_rate, lat, plan, time.time() - t0)
@@ -108,41 +118,67 @@ def generate_clips(run: str | os.PathLike | Pretrained, notes: Sequence[Notes], 
         out.append((np.pad(g.wave, (0, max(0, n - len(g.wave))))[:n], g.sample_rate))
     return out
 
+# %% ../nbs/26_generate.ipynb #6cea7809
+PEAK_LIMIT = 0.99   # the loudest sample `hsmad generate` writes (about -0.1 dBFS)
+
+def guard_wave(wave: np.ndarray, limit: float = PEAK_LIMIT) -> tuple[np.ndarray, dict]:
+    "`RunError` for non-finite audio; audio peaking above `limit` scaled down to it by one gain. Returns `(audio, {peak_in, gain_db})`."
+    bad = int((~np.isfinite(wave)).sum())
+    if bad: raise RunError(f"the generated audio has {bad:,} non-finite samples of {wave.size:,} (NaN/inf from the model or "
+                           f"the guidance); nothing was written: try lower --w-h/--w-s or another checkpoint")
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    gain = limit / peak if peak > limit else 1.0
+    return (wave * gain).astype(np.float32), dict(peak_in=round(peak, 4), gain_db=round(20 * math.log10(gain), 2))
+
 # %% ../nbs/26_generate.ipynb #e2df1f89
+MAX_STYLE_CHARS = 1000   # style encoders read a sentence or two (MiniLM 256 tokens, CLAP 77): longer text is a mistake
+
 def generate_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='hsmad generate', description='Render a MIDI file with a trained HS-MAD checkpoint.')
-    ap.add_argument('midi', help='input MIDI file')
-    ap.add_argument('--checkpoint', required=True, help='run folder (newest checkpoint) or checkpoint folder')
-    ap.add_argument('--style', required=True, help='style prompt (text)')
-    ap.add_argument('-o', '--out', required=True, help='output .wav')
-    ap.add_argument('--w-h', type=float, default=None, help="structure guidance w_H (default: the checkpoint config's)")
-    ap.add_argument('--w-s', type=float, default=None, help="style guidance w_S (default: the checkpoint config's)")
-    ap.add_argument('--steps', type=int, default=None, help='sampler steps (default: the config\'s sample_steps)')
-    ap.add_argument('--seed', type=int, default=0)
+    ap = CommandParser(prog='hsmad generate', description='Render a MIDI file with a trained HS-MAD checkpoint.')
+    ap.add_argument('midi', type=Path, help='input MIDI file')
+    ap.add_argument('--checkpoint', required=True, type=Path, help='run folder (newest checkpoint) or checkpoint folder')
+    ap.add_argument('--style', required=True, type=text_arg(MAX_STYLE_CHARS), help=f'style prompt (text, at most {MAX_STYLE_CHARS} characters)')
+    ap.add_argument('-o', '--out', required=True, type=Path, help='output .wav (written atomically; peak at most 0.99)')
+    ap.add_argument('--w-h', type=float_arg(0), default=None, help="structure guidance w_H >= 0 (default: the checkpoint config's)")
+    ap.add_argument('--w-s', type=float_arg(0), default=None, help="style guidance w_S >= 0 (default: the checkpoint config's)")
+    ap.add_argument('--steps', type=int_arg(1, 1000), default=None, help='sampler steps (default: the config\'s sample_steps)')
+    ap.add_argument('--seed', type=int_arg(0), default=0)
     ap.add_argument('--cfg', default='additive', choices=CFG_FORMS, help='guidance form: additive (paper) or nested')
     ap.add_argument('--sampler', default='dpm++', choices=SAMPLERS)
-    ap.add_argument('--overlap', type=float, default=None, help='window overlap in seconds for long MIDI (default: a quarter window)')
+    ap.add_argument('--overlap', type=float_arg(0), default=None, help='window overlap in seconds for long MIDI (default: a quarter window)')
     ap.add_argument('--codec-path', default=None, help='local codec weights (dac)')
     ap.add_argument('--style-path', default=None, help='local style-encoder checkpoint (clap, t5)')
-    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or mps')
+    ap.add_argument('--no-progress', action='store_true', help='no progress bar')
     return ap
 
+@command('hsmad generate')
 def cli_generate(argv: list[str] | None = None) -> int:
     "`hsmad generate MIDI --checkpoint RUN --style TEXT -o OUT.wav [--w-h X --w-s Y --steps K --seed S --cfg additive|nested]`"
     import soundfile as sf
+    from hsmad.io import atomic_file
     a = generate_parser().parse_args(argv)
-    if not a.out.lower().endswith('.wav'): print(f"hsmad generate: -o must end in .wav, got {a.out!r}", file=sys.stderr); return 2
+    check_output_file(a.out, '-o', ('.wav',))
+    check_device(a.device)
+    for path, arg in ((a.checkpoint, '--checkpoint'), (a.codec_path, '--codec-path'), (a.style_path, '--style-path')):
+        if path is not None and not Path(path).exists(): raise UsageError(f"{arg} {path}: no such file or folder")
+    notes = read_midi(a.midi)
+    if len(notes) == 0: raise UsageError(f"{a.midi}: has no notes; nothing to generate")
+    pre = load_pretrained(a.checkpoint, device=a.device)
+    if a.style not in pre.style_table:
+        log.info(f"the prompt is not one of the checkpoint's {len(pre.style_table)} training prompts; embedding it with {pre.style_encoder!r}")
+    untouched = f"{a.out} is unchanged" if a.out.exists() else f"{a.out} was not created"
     try:
-        notes = read_midi(a.midi)
-        pre = load_pretrained(a.checkpoint, device=a.device)
         g = generate(pre, notes, a.style, w_H=a.w_h, w_S=a.w_s, steps=a.steps, seed=a.seed, form=a.cfg, sampler=a.sampler,
-                     overlap=a.overlap, codec_path=a.codec_path, style_path=a.style_path)
-    except MidiError as e:
-        print(f"hsmad generate: {e}", file=sys.stderr); return 1
-    except (FileNotFoundError, ValueError) as e:
-        print(f"hsmad generate: error: {e}", file=sys.stderr); return 2
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(a.out, g.wave, g.sample_rate)
-    print(json.dumps(dict(out=a.out, seconds_audio=len(g.wave) / g.sample_rate, windows=len(g.windows), wall_s=round(g.seconds, 2),
-                          checkpoint=str(pre.path), step=pre.step)))
+                     overlap=a.overlap, codec_path=a.codec_path, style_path=a.style_path, progress=not a.no_progress)
+        wave, level = guard_wave(g.wave)
+        if level['gain_db'] < 0:
+            log.warning(f"the audio peaked at {level['peak_in']:.3g} (full scale is 1): the whole file is scaled by "
+                        f"{level['gain_db']:.1f} dB to a peak of {PEAK_LIMIT}, so nothing clips")
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(a.out) as f: sf.write(f, wave, g.sample_rate, format='WAV', subtype='PCM_16')
+    except KeyboardInterrupt as e:
+        raise Interrupted(f"nothing was written ({untouched})") from e
+    print(json.dumps(dict(out=str(a.out), seconds_audio=len(wave) / g.sample_rate, windows=len(g.windows), wall_s=round(g.seconds, 2),
+                          checkpoint=str(pre.path), step=pre.step, **level)))
     return 0

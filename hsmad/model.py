@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_model.ipynb #88d3ae09
 from __future__ import annotations
-import argparse, json, sys
+import json
 from dataclasses import replace
 from typing import Sequence
 
@@ -13,6 +13,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .config import HSMADConfig, PRESETS, get_preset
+from .errors import CommandParser, command, float_arg
 from .data.labels import AuxLabels
 from .hse import HSE, StructureFeatures, aux_losses, check_frame_mask
 from .unet import VARIANTS, MRCIUNet, VariantSpec, variant_spec
@@ -129,12 +130,13 @@ def info(cfg: HSMADConfig, seconds: float | None = None) -> dict:
                 seconds=seconds, levels=cfg.geometry.levels(seconds))
 
 # %% ../nbs/22_model.ipynb #ca674583
+@command('hsmad info')
 def cli_info(argv: list[str] | None = None) -> int:
     "`hsmad info`: parameter counts by component and level lengths of a preset and variant."
-    ap = argparse.ArgumentParser(prog='hsmad info', description='Parameter counts by component and level lengths of an HS-MAD model.')
+    ap = CommandParser(prog='hsmad info', description='Parameter counts by component and level lengths of an HS-MAD model.')
     ap.add_argument('--preset', default='tiny', choices=PRESETS, help='configuration preset (default: tiny)')
     ap.add_argument('--variant', default=None, choices=tuple(VARIANTS), help="model variant (default: the preset's, hsmad)")
-    ap.add_argument('--seconds', type=float, default=30.0, help='clip length for the level lengths (default: 30)')
+    ap.add_argument('--seconds', type=float_arg(above=0, hi=86400), default=30.0, help='clip length for the level lengths (default: 30)')
     ap.add_argument('--json', action='store_true', help='print JSON instead of a table')
     a = ap.parse_args(argv)
     cfg = get_preset(a.preset, **({} if a.variant is None else dict(variant=a.variant)))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/25_train.ipynb #d6a24d0e
 from __future__ import annotations
-import argparse, contextlib, hashlib, json, math, os, sys, time
+import argparse, contextlib, hashlib, json, logging, math, os, sys, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Sequence
@@ -18,12 +18,17 @@ from fastcore.basics import patch
 from .config import HSMADConfig, PRESETS, get_preset, parse_overrides
 from .model import HSMAD
 from .checkpoint import checkpoints, latest_checkpoint, save_checkpoint, clean_partial_checkpoints
-from .io import atomic_torch_save
+from .io import atomic_torch_save, atomic_write, fsync_dir
+from .errors import (CommandParser, Interrupted, UsageError, check_device, check_input_file, check_output_dir, command,
+                          int_arg)
 from .diffusion import train_scheduler, CFGDropout, diffusion_loss, draw_noise
 
+log = logging.getLogger(__name__)
+
 # %% auto #0
-__all__ = ['lr_factor', 'EMA', 'Dist', 'setup_distributed', 'param_digest', 'NonFiniteLossError', 'TrainSettings', 'StepBatches',
-           'Trainer', 'prepare_cache', 'train_parser', 'cli_train']
+__all__ = ['log', 'REWOUND_METRICS', 'lr_factor', 'EMA', 'Dist', 'setup_distributed', 'param_digest', 'NonFiniteLossError',
+           'TrainSettings', 'StepBatches', 'run_summary', 'check_run_folder', 'move_run_aside', 'Trainer',
+           'cache_dataset', 'prepare_cache', 'train_parser', 'cli_train']
 
 # %% ../nbs/25_train.ipynb #b7705bcc
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -117,6 +122,37 @@ class StepBatches:
 
     def __len__(self) -> int: return (self.steps - self.start) * self.accum
 
+# %% ../nbs/25_train.ipynb #d79e97d8
+def run_summary(out: str | os.PathLike) -> str | None:
+    "What of a training run the folder `out` holds (checkpoints, logged records), or None when it holds none."
+    out = Path(out)
+    ck = checkpoints(out)
+    mp = out / 'metrics.jsonl'
+    n = sum(1 for l in mp.read_text().splitlines() if l.strip()) if mp.is_file() else 0
+    if not ck and not n: return None
+    return ', '.join(([f"{len(ck)} checkpoint(s), newest {ck[-1].name}"] if ck else []) + ([f"{n} record(s) in metrics.jsonl"] if n else []))
+
+def check_run_folder(out: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
+    "Refuse `out` when it is not a writable folder, or holds another run and neither `resume` nor `overwrite` is given."
+    if resume and overwrite: raise UsageError("--resume and --overwrite exclude each other: continue the run in --out, or replace it")
+    check_output_dir(out, '--out')
+    held = run_summary(out)
+    if held and not (resume or overwrite):
+        raise UsageError(f"--out {out} holds another run ({held}); add --resume to continue it, --overwrite to move it "
+                         f"aside to {Path(out).name}.replaced-<time>, or choose another --out")
+
+def move_run_aside(out: str | os.PathLike) -> Path | None:
+    "`--overwrite`: rename the run folder `out` to `OUT.replaced-YYYYmmdd-HHMMSS` beside it (nothing is deleted); the new path."
+    out = Path(os.path.abspath(out))
+    held = run_summary(out)
+    if held is None: return None
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    dest, k = out.with_name(f'{out.name}.replaced-{stamp}'), 1
+    while dest.exists(): dest, k = out.with_name(f'{out.name}.replaced-{stamp}-{k}'), k + 1
+    out.rename(dest); fsync_dir(out.parent)
+    log.warning(f"--overwrite: the previous run in {out} ({held}) was moved to {dest}; delete it when you no longer need it")
+    return dest
+
 # %% ../nbs/25_train.ipynb #e5e658c8
 def _style_table(out: Path, texts: Sequence[str], cfg: HSMADConfig, d: Dist) -> dict[str, torch.Tensor]:
     "Prompt -> F_style for the training prompts, computed once by rank 0 and stored in the run."
@@ -162,10 +198,11 @@ class Trainer:
         if got != (cfg.sample_rate, cfg.hop, cfg.latent_channels):
             raise ValueError(f"cache {ts.cache} has (sample_rate, hop, channels)={got} but the config wants "
                              f"{(cfg.sample_rate, cfg.hop, cfg.latent_channels)}; encode with codec {cfg.codec!r} or pick a matching preset")
+        if not ts.resume: check_run_folder(self.out)           # never train over another run's history
         if self.d.main:
             self.out.mkdir(parents=True, exist_ok=True)
             removed = clean_partial_checkpoints(self.out)
-            if removed: print(f"[train] removed partial checkpoint files of a crashed run: {removed}", file=sys.stderr)
+            if removed: log.info(f"removed partial checkpoint files of a crashed run: {removed}")
         if dist.is_initialized(): dist.barrier()
         torch.manual_seed(cfg.seed)
         self.model = HSMAD(cfg).to(self.d.device)
@@ -183,7 +220,7 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema_decay)
         self.step = 0
         if ts.resume and checkpoints(self.out): self._load(latest_checkpoint(self.out))
-        elif ts.resume and self.d.main: print(f"[train] --resume: no checkpoint in {self.out}, starting at step 0", file=sys.stderr)
+        elif ts.resume and self.d.main: log.info(f"--resume: no checkpoint in {self.out}, starting at step 0")
 
 # %% ../nbs/25_train.ipynb #e77518fa
 @patch
@@ -226,17 +263,28 @@ def _load(self: Trainer, ck: Path):
     self.step = int(st['step'])
     torch.set_rng_state(st['torch_rng'].cpu())
     if st.get('cuda_rng') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda_rng'])
-    if self.d.main: print(f"[train] resumed from {ck} at step {self.step}", file=sys.stderr)
+    if self.d.main: log.info(f"resumed from {ck} at step {self.step}")
 
 # %% ../nbs/25_train.ipynb #b8bb3dda
+REWOUND_METRICS = 'metrics.rewound.jsonl'   # records logged after the checkpoint a resumed run went back to
+
+def _record_step(line: str) -> int | None:
+    "The step of a metrics.jsonl line, or None for a line a killed run left half-written."
+    try: return int(json.loads(line)['step'])
+    except (ValueError, KeyError, TypeError): return None
+
 @patch
 def _open_logs(self: Trainer):
     self.tb = None
     if not self.d.main: return
     mp = self.out / 'metrics.jsonl'
-    if mp.exists():   # drop lines past the resumed step so the curve has no duplicates
-        keep = [l for l in mp.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= self.step]
-        mp.write_text(''.join(k + '\n' for k in keep))
+    if mp.exists():   # records past the resumed step go to metrics.rewound.jsonl, so the curve has no duplicates
+        lines = [l for l in mp.read_text().splitlines() if l.strip()]
+        keep = [l for l in lines if _record_step(l) is not None and _record_step(l) <= self.step]
+        if len(keep) < len(lines):
+            with open(self.out / REWOUND_METRICS, 'a') as f: f.write(''.join(l + '\n' for l in lines if l not in keep))
+            atomic_write(mp, ''.join(k + '\n' for k in keep))
+            log.info(f"resumed at step {self.step}: {len(lines) - len(keep)} later record(s) of metrics.jsonl moved to {REWOUND_METRICS}")
     self.metrics = open(mp, 'a')
     if self.ts.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -317,74 +365,109 @@ def fit(self: Trainer) -> dict:
     return last
 
 # %% ../nbs/25_train.ipynb #1e8ea982
+def cache_dataset(cache: str | os.PathLike) -> str | None:
+    "The dataset an existing latent cache was encoded from (its cache.json), or None when there is no cache."
+    cj = Path(cache) / 'cache.json'
+    if not cj.is_file(): return None
+    try: return json.loads(cj.read_text()).get('dataset')
+    except (ValueError, UnicodeDecodeError) as e: raise UsageError(f"{cj}: not valid JSON ({e}); delete the cache and encode again") from e
+
+def _check_cache_dataset(cache: Path, dataset: str) -> None:
+    got = cache_dataset(cache)
+    if got is not None and got != dataset:
+        raise UsageError(f"--cache {cache} holds latents of {got!r} (cache.json), not {dataset!r}; give --dataset {got}, "
+                         f"or another --cache for {dataset}")
+
 def prepare_cache(dataset: str, data_root: str | os.PathLike, codec: str, cache: str | os.PathLike,
                   codec_path: str | None = None, progress: bool = True) -> Path:
     "The latent cache of `dataset` at `cache`, encoding (and for `mini` building) it first when absent."
-    from hsmad.data.cache import encode_dataset
+    from hsmad.data.cache import encode_dataset, check_dataset_root
     cache, root = Path(cache), Path(data_root)
+    _check_cache_dataset(cache, dataset)
     if (cache / 'manifest.json').is_file(): return cache
+    check_dataset_root(dataset, root)
     if dataset == 'mini' and not (root / 'mini.json').is_file():
         from hsmad.data.mini import build_mini
-        print(f"[train] building the mini dataset in {root}", file=sys.stderr)
+        log.info(f"building the mini dataset in {root}")
         build_mini(root, progress=progress)
-    print(f"[train] encoding {dataset} from {root} with codec {codec!r} into {cache}", file=sys.stderr)
+    log.info(f"encoding {dataset} from {root} with codec {codec!r} into {cache}")
     s = encode_dataset(dataset, root, codec, cache, codec_path, progress=progress)
     if not s['complete']: raise RuntimeError(f"encoding {root} did not complete: {s}")
     return cache
 
 def train_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='hsmad train', description='Train HS-MAD (one process, or many under torchrun).')
+    from hsmad.data.datasets import DATASETS
+    from hsmad.unet import VARIANTS
+    ap = CommandParser(prog='hsmad train', description='Train HS-MAD (one process, or many under torchrun).')
     ap.add_argument('--preset', default='tiny', choices=PRESETS)
-    ap.add_argument('--dataset', default='mini', help='mini, slakh or maestro')
+    ap.add_argument('--dataset', default=None, choices=DATASETS, help='mini, slakh or maestro (default: what --cache holds, else mini)')
     ap.add_argument('--data-root', default=None, help='dataset folder (needed unless --cache holds an encoded cache)')
     ap.add_argument('--cache', default=None, help='latent cache folder (default: DATA_ROOT-latents-CODEC)')
     ap.add_argument('--codec-path', default=None, help='local weights for the dac codec')
-    ap.add_argument('--steps', type=int, default=None, help='optimisation steps (default: the preset\'s)')
+    ap.add_argument('--steps', type=int_arg(1), default=None, help='optimisation steps (default: the preset\'s)')
     ap.add_argument('--out', required=True, help='run folder (checkpoints, metrics.jsonl, tb/)')
-    ap.add_argument('--variant', default=None, help='model variant (default: the preset\'s)')
-    ap.add_argument('--resume', action='store_true', help='continue from the newest checkpoint in --out')
-    ap.add_argument('--batch-size', type=int, default=None, help='global batch (default: the preset\'s)')
-    ap.add_argument('--micro-batch', type=int, default=0, help='crops per rank per forward (default: batch / ranks)')
-    ap.add_argument('--seed', type=int, default=None)
-    ap.add_argument('--ckpt-every', type=int, default=500)
-    ap.add_argument('--keep-last', type=int, default=3)
-    ap.add_argument('--log-every', type=int, default=10)
-    ap.add_argument('--workers', type=int, default=0, help='DataLoader workers per rank')
-    ap.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    ap.add_argument('--variant', default=None, choices=tuple(VARIANTS), help='model variant (default: the preset\'s)')
+    again = ap.add_mutually_exclusive_group()
+    again.add_argument('--resume', action='store_true', help='continue from the newest checkpoint in --out (from step 0 if it has none)')
+    again.add_argument('--overwrite', action='store_true', help='move a previous run in --out aside to OUT.replaced-<time>, then start')
+    ap.add_argument('--batch-size', type=int_arg(1), default=None, help='global batch (default: the preset\'s)')
+    ap.add_argument('--micro-batch', type=int_arg(0), default=0, help='crops per rank per forward (default: batch / ranks)')
+    ap.add_argument('--seed', type=int_arg(0), default=None)
+    ap.add_argument('--ckpt-every', type=int_arg(1), default=500, help='checkpoint every N steps (and at the end)')
+    ap.add_argument('--keep-last', type=int_arg(0), default=3, help='keep the newest N checkpoints (0: all)')
+    ap.add_argument('--log-every', type=int_arg(1), default=10, help='a metrics.jsonl record every N steps')
+    ap.add_argument('--workers', type=int_arg(0), default=0, help='DataLoader workers per rank')
+    ap.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     ap.add_argument('--no-bf16', action='store_true', help='train in float32 on CUDA')
-    ap.add_argument('--stop-after', type=int, default=None, help='stop after this step (time-boxed jobs)')
+    ap.add_argument('--stop-after', type=int_arg(1), default=None, help='stop after this step (time-boxed jobs)')
     ap.add_argument('--set', nargs='*', default=[], metavar='NAME=VALUE', help='override config fields')
     ap.add_argument('--no-progress', action='store_true')
     ap.add_argument('--no-tensorboard', action='store_true')
     return ap
 
+@command('hsmad train')
 def cli_train(argv: list[str] | None = None) -> int:
-    "`hsmad train --preset tiny --dataset mini --data-root DIR --steps N --out RUN [--variant V] [--resume]`"
+    "`hsmad train --preset tiny --dataset mini --data-root DIR --steps N --out RUN [--variant V] [--resume|--overwrite]`"
+    from hsmad.data.cache import check_dataset_root
     a = train_parser().parse_args(argv)
+    rank0 = int(os.environ.get('RANK', 0)) == 0
+    check_device(a.device)
+    over = parse_overrides(a.set)
+    for k, v in (('steps', a.steps), ('variant', a.variant), ('batch_size', a.batch_size), ('seed', a.seed)):
+        if v is not None: over[k] = v
+    cfg = get_preset(a.preset).replace(**over)
+    if a.cache is None and a.data_root is None:
+        raise UsageError("give --data-root DIR (the dataset; its latent cache is made beside it) or --cache CACHE (an encoded cache)")
+    cache = Path(a.cache or f"{str(Path(a.data_root)).rstrip('/')}-latents-{cfg.codec}")
+    dataset = a.dataset or cache_dataset(cache) or 'mini'
+    _check_cache_dataset(cache, dataset)
+    if a.data_root is not None: check_dataset_root(dataset, a.data_root)
+    elif not (cache / 'manifest.json').is_file():
+        raise UsageError(f"--cache {cache} is not an encoded cache (no manifest.json); give --data-root to encode one")
+    if a.codec_path: check_input_file(a.codec_path, '--codec-path')
+    check_run_folder(a.out, a.resume, a.overwrite)
+    if rank0 and a.overwrite: move_run_aside(a.out)
+    if rank0 and a.data_root is not None:
+        try: prepare_cache(dataset, a.data_root, cfg.codec, cache, a.codec_path, not a.no_progress)
+        except KeyboardInterrupt as e:
+            raise Interrupted(f"the tracks built and encoded so far are kept; the same command continues (nothing was trained)") from e
+    ts = TrainSettings(out=a.out, cache=str(cache), micro_batch=a.micro_batch, ckpt_every=a.ckpt_every, keep_last=a.keep_last,
+                       log_every=a.log_every, workers=a.workers, device=a.device, bf16=not a.no_bf16, resume=a.resume,
+                       progress=not a.no_progress, tensorboard=not a.no_tensorboard, stop_after=a.stop_after)
+    tr = None
     try:
-        over = parse_overrides(a.set)
-        for k, v in (('steps', a.steps), ('variant', a.variant), ('batch_size', a.batch_size), ('seed', a.seed)):
-            if v is not None: over[k] = v
-        cfg = get_preset(a.preset).replace(**over)
-        if a.variant is not None:
-            from hsmad.unet import VARIANTS
-            if a.variant not in VARIANTS: raise ValueError(f"unknown variant {a.variant!r}; choose one of {tuple(VARIANTS)}")
-        if a.cache is None and a.data_root is None: raise ValueError("give --data-root (and optionally --cache)")
-        cache = a.cache or f"{str(Path(a.data_root)).rstrip('/')}-latents-{cfg.codec}"
-        if int(os.environ.get('RANK', 0)) == 0 and a.data_root is not None:
-            prepare_cache(a.dataset, a.data_root, cfg.codec, cache, a.codec_path, not a.no_progress)
-        elif a.data_root is None and not (Path(cache) / 'manifest.json').is_file():
-            raise ValueError(f"{cache} is not an encoded cache; give --data-root to encode one")
-        ts = TrainSettings(out=a.out, cache=cache, micro_batch=a.micro_batch, ckpt_every=a.ckpt_every, keep_last=a.keep_last,
-                           log_every=a.log_every, workers=a.workers, device=a.device, bf16=not a.no_bf16, resume=a.resume,
-                           progress=not a.no_progress, tensorboard=not a.no_tensorboard, stop_after=a.stop_after)
         if int(os.environ.get('WORLD_SIZE', 1)) > 1: setup_distributed(a.device); dist.barrier()   # wait for rank 0's cache
-        last = Trainer(cfg, ts).fit()
-    except (ValueError, TypeError, FileNotFoundError, NonFiniteLossError) as e:
-        print(f"hsmad train: error: {e}", file=sys.stderr); return 2
+        tr = Trainer(cfg, ts)
+        last = tr.fit()
+    except KeyboardInterrupt as e:
+        ck = checkpoints(a.out)
+        where = f"the newest checkpoint is {ck[-1].name}" if ck else "no checkpoint was written yet"
+        raise Interrupted(f"training stopped at step {tr.step if tr else 0} of {cfg.steps}; {where} in {a.out}; "
+                          f"the same command with --resume continues from it") from e
     finally:
+        if tr is not None and getattr(tr, 'metrics', None) is not None: tr.metrics.close()
         if dist.is_initialized(): dist.destroy_process_group()
-    if int(os.environ.get('RANK', 0)) == 0: print(json.dumps(last))
+    if rank0: print(json.dumps(last))
     return 0
 
 # %% ../nbs/25_train.ipynb #43904e1f

@@ -47,7 +47,7 @@ def test_roll_bad_midi_is_one_clear_line(tmp_path, content, expect):
     p = tmp_path / 'bad.mid'
     if content is not None: p.write_bytes(content)
     r = run('roll', p, '-o', tmp_path / 'x.npy', '--frame-rate', 50, '--frames', 10)
-    assert r.returncode == 1 and expect in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == 2 and expect in r.stderr and 'Traceback' not in r.stderr and len(r.stderr.splitlines()) == 1
     assert not (tmp_path / 'x.npy').exists()
 
 

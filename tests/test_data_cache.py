@@ -144,7 +144,7 @@ def test_encode_stops_naming_the_track(tmp_path, capsys):
            '--out', str(tmp_path / 'c')]
     assert cli_data(enc) == 2
     err = capsys.readouterr().err
-    assert err.startswith('hsmad data encode: error: train/Track00002: the MIDI folder is missing')
+    assert err.startswith('hsmad data: error: train/Track00002: the MIDI folder is missing')
     assert f"`hsmad data check {tmp_path / 'redux'} --dataset slakh` lists every problem" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'c').exists()
     os.rename(tmp_path / 'redux/train/Track00002/MIDI-moved', tmp_path / 'redux/train/Track00002/MIDI')
@@ -152,7 +152,7 @@ def test_encode_stops_naming_the_track(tmp_path, capsys):
     for f in scores: _midi(f, [])
     assert cli_data(enc) == 2
     err = capsys.readouterr().err
-    assert err.startswith('hsmad data encode: error: test/Track01880: 2.0 s of audio but no notes')
+    assert err.startswith('hsmad data: error: test/Track01880: 2.0 s of audio but no notes')
     assert sorted(p.stem for p in (tmp_path / 'c' / 'tracks').glob('*.json')) == ['Track00001', 'Track00002', 'Track01501']
     assert not (tmp_path / 'c' / 'manifest.json').exists() and not (tmp_path / 'c' / 'latents' / 'Track01880.npy').exists()
     for f, b in scores.items(): f.write_bytes(b)

@@ -395,4 +395,4 @@ def test_data_check_on_real_format_fixtures(tmp_path, capsys):
     assert out[2].split()[:8] == ['train', '2', '2', '2', '0', '2', '0', '4'] and out[-1] == 'problems: none'
     assert cli_data(['check', str(tmp_path / 'nowhere'), '--dataset', 'slakh', '--no-progress']) == 2
     err = capsys.readouterr().err
-    assert err.startswith('hsmad data check: error: slakh root') and len(err.strip().splitlines()) == 1
+    assert err.startswith('hsmad data: error: ROOT ') and 'no such folder' in err and len(err.strip().splitlines()) == 1

@@ -34,7 +34,7 @@ pids=()
 for v in hsmad global; do
   run="$RUNS_DIR/$v"; args=(--preset "$PRESET" --dataset mini --data-root "$DATA_ROOT" --cache "$CACHE" --steps "$STEPS"
     --out "$run" --variant "$v" --seed 0 --log-every 20 --ckpt-every 200 --no-progress --no-tensorboard --device cpu)
-  [ -d "$run/checkpoints" ] && args+=(--resume)
+  { [ -d "$run/checkpoints" ] || [ -s "$run/metrics.jsonl" ]; } && args+=(--resume)   # a folder holding a run is continued, never trained over
   # shellcheck disable=SC2206
   [ -n "$SETS" ] && args+=(--set $SETS)
   mkdir -p "$run"

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/14_data_cache.ipynb #7d1ab1d9
 from __future__ import annotations
-import argparse, json, os, sys, time
+import json, os, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Sequence
@@ -15,12 +15,15 @@ from ..audio import load_audio
 from .datasets import Track, DatasetError, open_dataset, check_dataset, format_check, DATASETS
 from .labels import TrackLabels, track_labels
 from .codecs import get_codec, codec_spec, CODECS
+from ..errors import (CommandParser, Interrupted, UsageError, check_input_dir, check_input_file, check_output_dir,
+                          check_output_file, command)
 
 CACHE_VERSION = 1
 
 # %% auto #0
-__all__ = ['CACHE_VERSION', 'NOTE_COLUMNS', 'save_notes', 'load_notes', 'save_labels', 'CacheEntry', 'write_track', 'write_spec',
-           'encode_track', 'encode_dataset', 'finalize', 'CacheError', 'LatentCache', 'CropSampler', 'cli_data']
+__all__ = ['CACHE_VERSION', 'NOTE_COLUMNS', 'DATASET_NAMES', 'save_notes', 'load_notes', 'save_labels', 'CacheEntry',
+           'write_track', 'write_spec', 'encode_track', 'encode_dataset', 'finalize', 'CacheError', 'LatentCache',
+           'CropSampler', 'check_dataset_root', 'cli_data']
 
 # %% ../../nbs/14_data_cache.ipynb #7aede224
 NOTE_COLUMNS = ('pitch', 'start', 'end', 'velocity', 'program', 'is_drum')
@@ -222,12 +225,32 @@ class CropSampler:
     def __iter__(self):
         while True: yield self.draw()
 
+# %% ../../nbs/14_data_cache.ipynb #1c24db5d
+DATASET_NAMES = dict(mini='the mini dataset', slakh='Slakh2100', maestro='MAESTRO v3')
+
+def check_dataset_root(dataset: str, root: str | os.PathLike, arg: str = '--data-root', dataset_arg: str = '--dataset') -> Path:
+    "A quick look before any work: `root` is a folder of `dataset` (`mini`: also a place to build one); else a `UsageError`."
+    from hsmad.data.datasets import SLAKH_SPLIT_FOLDERS
+    root, name = Path(root), DATASET_NAMES.get(dataset, dataset)
+    if dataset == 'mini': return root            # built there when absent; hsmad.data.mini.check_mini_folder looks inside
+    check_input_dir(root, arg)
+    if (root / 'mini.json').is_file():
+        raise UsageError(f"{arg} {root}: is the mini dataset (mini.json), not {name}; give the {name} folder, or {dataset_arg} mini")
+    if dataset == 'maestro' and not any((root / f).is_file() for f in ('maestro-v3.0.0.csv', 'maestro-v3.0.0.json')):
+        raise UsageError(f"{arg} {root}: no maestro-v3.0.0.csv or .json, so not a MAESTRO v3 folder; give the folder of "
+                         f"the unpacked maestro-v3.0.0.zip")
+    if dataset == 'slakh' and not any(any(d.glob('Track*')) for d in (root, *(root / s for s in SLAKH_SPLIT_FOLDERS)) if d.is_dir()):
+        raise UsageError(f"{arg} {root}: no TrackXXXXX folders, so not a Slakh2100 folder; give the folder holding "
+                         f"Track00001/... (or train/Track00001/...)")
+    return root
+
 # %% ../../nbs/14_data_cache.ipynb #63966f6d
+@command('hsmad data')
 def cli_data(argv: list[str] | None = None) -> int:
     "`hsmad data build-mini ...` | `hsmad data check ...` | `hsmad data encode ...`"
-    from hsmad.data.mini import build_mini_parser, build_mini
-    p = argparse.ArgumentParser(prog='hsmad data', description='Datasets and latent caches.')
-    sub = p.add_subparsers(dest='cmd', required=True)
+    from hsmad.data.mini import build_mini_parser, run_build_mini
+    p = CommandParser(prog='hsmad data', description='Datasets and latent caches.')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='{build-mini,check,encode}')
     build_mini_parser(sub.add_parser('build-mini', help='build the mini dataset (Slakh2100 layout)'))
     c = sub.add_parser('check', help='per split: tracks, stems, notes, hours, drum share, and every problem found')
     c.add_argument('root', help='dataset root folder')
@@ -245,18 +268,21 @@ def cli_data(argv: list[str] | None = None) -> int:
     c.add_argument('--json', default=None, help='also write the report to this JSON file')
     a = p.parse_args(argv)
     if a.cmd == 'build-mini':
-        print(json.dumps(build_mini(a.out, a.tracks, a.seed, a.sample_rate, a.workers, a.max_seconds)))
-        return 0
+        run_build_mini(a); return 0
     root = a.root if a.cmd == 'check' else a.data_root
-    try:
-        if a.cmd == 'check':
-            rep = check_dataset(a.dataset, root, a.splits, not a.no_sustain_pedal, not a.no_progress)
-            if a.json: atomic_write_json(Path(a.json), rep)
-            print(format_check(rep)); return 1 if rep['errors'] else 0
-        s = encode_dataset(a.dataset, root, a.codec, a.out, a.codec_path, a.splits, not a.no_progress,
-                           sustain_pedal=not a.no_sustain_pedal)
-    except (FileNotFoundError, ValueError) as err:
-        hint = (f" -- `hsmad data check {root} --dataset {a.dataset}` lists every problem"
-                if isinstance(err, DatasetError) and a.cmd == 'encode' else '')
-        print(f"hsmad data {a.cmd}: error: {err}{hint}", file=sys.stderr); return 2
+    check_dataset_root(a.dataset, root, 'ROOT' if a.cmd == 'check' else '--data-root'); check_input_dir(root, 'ROOT' if a.cmd == 'check' else '--data-root')
+    if a.cmd == 'check':
+        if a.json: check_output_file(a.json, '--json')
+        rep = check_dataset(a.dataset, root, a.splits, not a.no_sustain_pedal, not a.no_progress)
+        if a.json: atomic_write_json(Path(a.json), rep)
+        print(format_check(rep)); return 1 if rep['errors'] else 0
+    if a.codec_path: check_input_file(a.codec_path, '--codec-path')
+    check_output_dir(a.out, '--out')
+    try: s = encode_dataset(a.dataset, root, a.codec, a.out, a.codec_path, a.splits, not a.no_progress,
+                            sustain_pedal=not a.no_sustain_pedal)
+    except DatasetError as err:
+        raise UsageError(f"{err} -- `hsmad data check {root} --dataset {a.dataset}` lists every problem") from err
+    except KeyboardInterrupt as err:
+        n = len(list((Path(a.out) / 'tracks').glob('*.json')))
+        raise Interrupted(f"{n} encoded track(s) in {a.out} are kept; the same command encodes the rest") from err
     print(json.dumps(s)); return 0

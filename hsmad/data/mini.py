@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_data_mini.ipynb #9646497e
 from __future__ import annotations
-import argparse, hashlib, json, os, shutil, sys, time
+import argparse, hashlib, json, os, shutil, signal, time, uuid
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
 from dataclasses import dataclass, field
@@ -13,14 +13,15 @@ from typing import Sequence
 import numpy as np
 from ..io import atomic_folder, atomic_write_json, clean_partials
 from .datasets import SLAKH_DRUM_PROGRAM
+from ..errors import CommandParser, Interrupted, UsageError, check_output_dir, command, float_arg, int_arg
 from ..midi import Notes  # first: it imports pretty_midi (and pyfluidsynth) without printing
 import pretty_midi, soundfile as sf, yaml
 
 # %% auto #0
 __all__ = ['ENSEMBLES', 'GM_CLASSES', 'SF2', 'OTHER_WORKS', 'OTHER_EVERY', 'OTHER_MAX_SECONDS', 'SPLITS', 'Ensemble',
            'inst_class', 'Score', 'chorale_sources', 'piece_plan', 'parse_score', 'Performance', 'perform',
-           'to_pretty_midi', 'Renderer', 'k_weighting', 'integrated_loudness', 'split_of', 'build_track', 'build_mini',
-           'build_mini_parser', 'cli_build_mini']
+           'to_pretty_midi', 'Renderer', 'k_weighting', 'integrated_loudness', 'split_of', 'build_track',
+           'check_mini_folder', 'build_mini', 'build_mini_parser', 'run_build_mini', 'cli_build_mini']
 
 # %% ../../nbs/10_data_mini.ipynb #5f0e0d74
 @dataclass(frozen=True)
@@ -292,6 +293,36 @@ def build_track(out: Path, index: int, n_tracks: int, source: str, seed: int, sa
         with open(tmp / 'metadata.yaml', 'w') as f: yaml.safe_dump(meta, f)     # sorted keys, as the release's
     return final
 
+# %% ../../nbs/10_data_mini.ipynb #915ba18d
+def check_mini_folder(out: str | os.PathLike, tracks: int, seed: int, sample_rate: int, max_seconds: float | None) -> None:
+    "Raise `UsageError` when `out` holds anything but a mini build with these settings (or nothing)."
+    out = Path(out)
+    if not out.is_dir(): return
+    want = dict(tracks=tracks, seed=seed, sample_rate=sample_rate, max_seconds=max_seconds)
+    redo = "use another --out, or the same settings to complete that build"
+    rp = out / 'mini.json'
+    if rp.is_file():
+        try: rec = json.loads(rp.read_text())
+        except (ValueError, UnicodeDecodeError) as e: raise UsageError(f"{rp}: not valid JSON ({e}); delete {out} and build again") from e
+        diff = [k for k, v in want.items() if rec.get(k) != v]
+        if diff:
+            raise UsageError(f"{out} holds a mini dataset built with {', '.join(f'{k}={rec.get(k)}' for k in diff)} (mini.json), "
+                             f"not {', '.join(f'{k}={want[k]}' for k in diff)}; {redo}")
+        return
+    other = sorted(p.name for p in out.iterdir() if not p.name.startswith('.') and not (p.name in SPLITS and p.is_dir()))
+    if other: raise UsageError(f"{out} is not empty and holds no mini dataset (e.g. {other[0]!r}); give a new or empty --out")
+    for sp in SPLITS:
+        for t in sorted((out / sp).glob('Track*')):
+            meta = yaml.safe_load((t / 'metadata.yaml').read_text()) if (t / 'metadata.yaml').is_file() else {}
+            got = dict(seed=(meta or {}).get('seed'), sample_rate=(meta or {}).get('sample_rate'))
+            if got != dict(seed=seed, sample_rate=sample_rate):
+                raise UsageError(f"{t} was built with seed={got['seed']}, sample_rate={got['sample_rate']} (metadata.yaml), "
+                                 f"not seed={seed}, sample_rate={sample_rate}; {redo}")
+            i = int(t.name[5:]) if t.name[5:].isdigit() else 0
+            if not 1 <= i <= tracks or split_of(i - 1, tracks) != sp:
+                raise UsageError(f"{t} does not belong to a build of --tracks {tracks} (a build of another size was "
+                                 f"interrupted here); {redo}")
+
 # %% ../../nbs/10_data_mini.ipynb #7342f32d
 def _build_one(args):
     "One track with a fresh synthesizer: FluidSynth keeps state between renders (dither, reverb residue),\n    so a shared synth would make a track's audio depend on which tracks its worker rendered before."
@@ -300,11 +331,14 @@ def _build_one(args):
     try: return str(build_track(Path(out), index, n, source, seed, sr, r, max_seconds))
     finally: r.close()
 
+def _ignore_sigint(): signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 def build_mini(out: str | os.PathLike, tracks: int = 60, seed: int = 0, sample_rate: int = 16000,
                workers: int | None = None, max_seconds: float | None = None, sf2: str = SF2,
                progress: bool = True) -> dict:
     "Build (or complete) the mini dataset in `out`; returns the build record also written to `out/mini.json`."
     if tracks < 1: raise ValueError(f"tracks must be >= 1, got {tracks}")
+    check_mini_folder(out, tracks, seed, sample_rate, max_seconds)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     for s in SPLITS: clean_partials(out / s)              # track folders a killed build left half-written
     t0 = time.time()
@@ -317,9 +351,12 @@ def build_mini(out: str | os.PathLike, tracks: int = 60, seed: int = 0, sample_r
     if workers == 1:
         for a in todo: _build_one(a); bar.update()
     elif todo:
-        # spawn, not fork: forking a process that has imported torch (a notebook, a trainer) can deadlock
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as ex:
+        # spawn, not fork: forking a process that has imported torch (a notebook, a trainer) can deadlock. Workers ignore
+        # Ctrl-C: the parent cancels the queued tracks and waits for the running ones, which finish whole (atomic folders)
+        ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=_ignore_sigint)
+        try:
             for _ in ex.map(_build_one, todo): bar.update()
+        finally: ex.shutdown(wait=True, cancel_futures=True)
     bar.close()
     size = sum(f.stat().st_size for f in out.rglob('*') if f.is_file())
     rec = dict(dataset='mini', layout='slakh2100', tracks=tracks, seed=seed, sample_rate=sample_rate,
@@ -330,18 +367,28 @@ def build_mini(out: str | os.PathLike, tracks: int = 60, seed: int = 0, sample_r
 
 # %% ../../nbs/10_data_mini.ipynb #4d23e39a
 def build_mini_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = p or argparse.ArgumentParser(prog='hsmad data build-mini', description='Build the mini dataset (Slakh2100 layout).')
+    p = p or CommandParser(prog='hsmad data build-mini', description='Build the mini dataset (Slakh2100 layout).')
     p.add_argument('--out', required=True, help='output folder')
-    p.add_argument('--tracks', type=int, default=60, help='number of tracks (80/10/10 train/validation/test)')
-    p.add_argument('--seed', type=int, default=0, help='random seed (same seed, same dataset)')
-    p.add_argument('--sample-rate', type=int, default=16000, help='audio sample rate of the rendered files')
-    p.add_argument('--max-seconds', type=float, default=None, help='cut each track to this length (for tests)')
-    p.add_argument('--workers', type=int, default=None, help='worker processes (default: all cores, at most 8)')
+    p.add_argument('--tracks', type=int_arg(1), default=60, help='number of tracks (80/10/10 train/validation/test)')
+    p.add_argument('--seed', type=int_arg(0), default=0, help='random seed (same seed, same dataset)')
+    p.add_argument('--sample-rate', type=int_arg(8000, 192000), default=16000, help='audio sample rate of the rendered files')
+    p.add_argument('--max-seconds', type=float_arg(2.0), default=None, help='cut each track to this length (for tests)')
+    p.add_argument('--workers', type=int_arg(1), default=None, help='worker processes (default: all cores, at most 8)')
     return p
 
+def run_build_mini(a: argparse.Namespace) -> dict:
+    "`hsmad data build-mini` on parsed arguments: check `--out`, build, print the record as one JSON line."
+    check_output_dir(a.out, '--out')
+    check_mini_folder(a.out, a.tracks, a.seed, a.sample_rate, a.max_seconds)
+    try: rec = build_mini(a.out, a.tracks, a.seed, a.sample_rate, a.workers, a.max_seconds)
+    except KeyboardInterrupt as e:
+        n = sum(len(list((Path(a.out) / s).glob('Track*'))) for s in SPLITS)
+        raise Interrupted(f"{n} of {a.tracks} tracks in {a.out} are finished and kept; the same command completes the build") from e
+    print(json.dumps(rec))
+    return rec
+
+@command('hsmad data build-mini')
 def cli_build_mini(argv: list[str] | None = None) -> int:
     "`hsmad data build-mini ...`"
-    a = build_mini_parser().parse_args(argv)
-    rec = build_mini(a.out, a.tracks, a.seed, a.sample_rate, a.workers, a.max_seconds)
-    print(json.dumps(rec))
+    run_build_mini(build_mini_parser().parse_args(argv))
     return 0

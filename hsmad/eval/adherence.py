@@ -4,7 +4,7 @@
 
 # %% ../../nbs/33_eval_adherence.ipynb #31d20790
 from __future__ import annotations
-import argparse, json, os, sys, time
+import json, os, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Sequence, Union
@@ -268,26 +268,31 @@ def style_adherence(audio_list: AudioList, sr: int | None, prompted_styles: Sequ
     return dict(s, value=s['accuracy'], model=clf.name)
 
 # %% ../../nbs/33_eval_adherence.ipynb #9ddb94ed
+from ..errors import CommandParser, UsageError, check_input_dir, check_input_file, check_output_file, command, int_arg
+
+@command('hsmad adherence')
 def cli_adherence(argv: list[str] | None = None) -> int:
     "`hsmad adherence train --data-root DIR --out FILE` | `hsmad adherence score --classifier FILE --style TEXT AUDIO...`"
-    ap = argparse.ArgumentParser(prog='hsmad adherence', description='Offline style adherence: the mini ensemble classifier (not CLAP).')
-    sub = ap.add_subparsers(dest='cmd', required=True)
+    ap = CommandParser(prog='hsmad adherence', description='Offline style adherence: the mini ensemble classifier (not CLAP).')
+    sub = ap.add_subparsers(dest='cmd', required=True, metavar='{train,score}')
     t = sub.add_parser('train', help="train on a mini (or Slakh-layout) root's training split")
     t.add_argument('--data-root', required=True); t.add_argument('--out', required=True, help='classifier file (.safetensors)')
-    t.add_argument('--dataset', default='mini'); t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--epochs', type=int, default=300); t.add_argument('--hidden', type=int, default=64)
+    t.add_argument('--dataset', default='mini', choices=('mini', 'slakh')); t.add_argument('--seed', type=int_arg(0), default=0)
+    t.add_argument('--epochs', type=int_arg(1), default=300); t.add_argument('--hidden', type=int_arg(1), default=64)
     s = sub.add_parser('score', help='fraction of audio files in which the prompted ensemble is recognised')
     s.add_argument('audio', nargs='+'); s.add_argument('--classifier', required=True)
     s.add_argument('--style', required=True, action='append', help='prompted style (once, or once per audio file)')
     a = ap.parse_args(argv)
-    try:
-        if a.cmd == 'train':
-            clf = train_adherence(a.data_root, a.out, a.dataset, a.seed, a.hidden, a.epochs, progress=True)
-            print(json.dumps(dict(out=str(a.out), classes=clf.classes, **{k: clf.record[k] for k in ('held_out', 'train_seconds')})))
-        else:
-            styles = a.style * len(a.audio) if len(a.style) == 1 else a.style
-            r = AdherenceClassifier.load(a.classifier).score(a.audio, None, styles)
-            print(json.dumps({k: v for k, v in r.items() if k != 'predictions'}))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"hsmad adherence: {e}", file=sys.stderr); return 2
+    if a.cmd == 'train':
+        check_input_dir(a.data_root, '--data-root'); check_output_file(a.out, '--out', ('.safetensors',))
+        clf = train_adherence(a.data_root, a.out, a.dataset, a.seed, a.hidden, a.epochs, progress=True)
+        print(json.dumps(dict(out=str(a.out), classes=clf.classes, **{k: clf.record[k] for k in ('held_out', 'train_seconds')})))
+        return 0
+    check_input_file(a.classifier, '--classifier')
+    for f in a.audio: check_input_file(f, 'AUDIO')
+    if len(a.style) not in (1, len(a.audio)):
+        raise UsageError(f"--style given {len(a.style)} times for {len(a.audio)} audio files; give it once, or once per file")
+    styles = a.style * len(a.audio) if len(a.style) == 1 else a.style
+    r = AdherenceClassifier.load(a.classifier).score(a.audio, None, styles)
+    print(json.dumps({k: v for k, v in r.items() if k != 'predictions'}))
     return 0

@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Route
 from .mushra import (
     ANCHORS, FORMAT, HIDDEN_REFERENCE, MID_ANCHOR, TARGET_LUFS, ListeningTestError, build_test, parse_named, read_manifest)
+from ..errors import CommandParser, check_input_dir, check_output_dir, check_output_file, command, float_arg, int_arg
 
 # %% auto #0
 __all__ = ['LETTERS', 'PARTICIPANT_RE', 'SCHEMA', 'PAGE_CSS', 'PAGE_HTML', 'PAGE_JS', 'participant_order', 'Refused', 'now_utc',
@@ -510,46 +511,51 @@ def simulate_ratings(db: str | Path, means: dict[str, float], n_assessors: int =
     return db
 
 # %% ../../nbs/36_eval_listen.ipynb #4832b21d
+@command('hsmad listen')
 def cli_listen(argv: list[str] | None = None) -> int:
     "`hsmad listen build|serve|export`: a MUSHRA listening test from clips to a ratings file."
-    ap = argparse.ArgumentParser(prog='hsmad listen', description='MUSHRA listening test (ITU-R BS.1534-3).')
-    sub = ap.add_subparsers(dest='cmd', required=True)
+    ap = CommandParser(prog='hsmad listen', description='MUSHRA listening test (ITU-R BS.1534-3).')
+    sub = ap.add_subparsers(dest='cmd', required=True, metavar='{build,serve,export}')
     b = sub.add_parser('build', help='a test from folders of clips that share file names',
                        description='Build a MUSHRA test: per trial the reference, the hidden reference, the 3.5 kHz and 7 kHz '
                                    'anchors and the systems, loudness-matched (ITU-R BS.1770), with a manifest.')
     b.add_argument('--ref', required=True, metavar='NAME=DIR', help='the ground-truth clips, e.g. gt=clips/gt')
     b.add_argument('--system', required=True, action='append', metavar='NAME=DIR', help='a system under test (repeat), e.g. HS-MAD=clips/HS-MAD')
     b.add_argument('--out', required=True, type=Path, help='the test folder to create')
-    b.add_argument('--trials', type=int, help='draw this many trials from the shared names (default: all)')
+    b.add_argument('--trials', type=int_arg(1), help='draw this many trials from the shared names (default: all)')
     b.add_argument('--seed', type=int, default=0, help='trial draw and every participant\'s order')
-    b.add_argument('--sample-rate', type=int, default=44100)
-    b.add_argument('--max-seconds', type=float, default=10.0, help='longest excerpt')
-    b.add_argument('--lufs', type=float, default=TARGET_LUFS, help='loudness target (lowered for the whole test if a clip would clip)')
+    b.add_argument('--sample-rate', type=int_arg(8000, 192000), default=44100)
+    b.add_argument('--max-seconds', type=float_arg(above=0), default=10.0, help='longest excerpt')
+    b.add_argument('--lufs', type=float_arg(-70, 0), default=TARGET_LUFS, help='loudness target (lowered for the whole test if a clip would clip)')
     s = sub.add_parser('serve', help='serve a test to listeners', description='Serve a MUSHRA test built by `hsmad listen build`.')
     s.add_argument('test_dir', type=Path)
     s.add_argument('--host', default='127.0.0.1', help='bind address (default: this machine only)')
-    s.add_argument('--port', type=int, default=8000)
+    s.add_argument('--port', type=int_arg(1, 65535), default=8000)
     s.add_argument('--db', type=Path, help='the ratings database (default: TEST_DIR/ratings.sqlite)')
     e = sub.add_parser('export', help='the ratings as CSV', description='Write every rating of a test to a CSV file.')
     e.add_argument('test_dir', type=Path)
     e.add_argument('--db', type=Path, help='the ratings database (default: TEST_DIR/ratings.sqlite)')
     e.add_argument('--out', required=True, type=Path, help='the CSV file to write')
     a = ap.parse_args(argv)
-    try:
-        if a.cmd == 'build':
-            m = build_test(a.out, parse_named(a.ref), [parse_named(x) for x in a.system], trials=a.trials, seed=a.seed,
-                           sample_rate=a.sample_rate, max_seconds=a.max_seconds, target_lufs=a.lufs)
-            print(f"{a.out}: {len(m['trials'])} trials x {len(m['conditions'])} conditions "
-                  f"({', '.join(c['id'] for c in m['conditions'])}) at {m['loudness']['target_used_lufs']:g} LUFS, {m['sample_rate']} Hz")
-        elif a.cmd == 'serve':
-            import uvicorn
-            app, db = make_app(a.test_dir, a.db), a.db or a.test_dir / 'ratings.sqlite'
-            print(f'listening test {a.test_dir}: ratings to {db}; participants open http://{a.host}:{a.port}/?participant=ID', flush=True)
-            if a.host not in ('127.0.0.1', 'localhost', '::1'):
-                print(f'note: bound to {a.host}: every machine that reaches port {a.port} can take the test', flush=True)
-            uvicorn.run(app, host=a.host, port=a.port, log_level='info')
-        else:
-            print(f"{export_ratings(a.db or a.test_dir / 'ratings.sqlite', a.out)}: written")
-    except ListeningTestError as err:
-        print(f'hsmad listen {a.cmd}: {err}', file=sys.stderr); return 1
+    if a.cmd == 'build':
+        ref, systems = parse_named(a.ref), [parse_named(x) for x in a.system]
+        for _, folder in (ref, *systems): check_input_dir(folder, '--ref/--system')
+        check_output_dir(a.out, '--out')
+    else:
+        check_input_dir(a.test_dir, 'TEST_DIR')
+        if a.cmd == 'export': check_output_file(a.out, '--out', ('.csv',))
+    if a.cmd == 'build':
+        m = build_test(a.out, ref, systems, trials=a.trials, seed=a.seed,
+                       sample_rate=a.sample_rate, max_seconds=a.max_seconds, target_lufs=a.lufs)
+        print(f"{a.out}: {len(m['trials'])} trials x {len(m['conditions'])} conditions "
+              f"({', '.join(c['id'] for c in m['conditions'])}) at {m['loudness']['target_used_lufs']:g} LUFS, {m['sample_rate']} Hz")
+    elif a.cmd == 'serve':
+        import uvicorn
+        app, db = make_app(a.test_dir, a.db), a.db or a.test_dir / 'ratings.sqlite'
+        print(f'listening test {a.test_dir}: ratings to {db}; participants open http://{a.host}:{a.port}/?participant=ID', flush=True)
+        if a.host not in ('127.0.0.1', 'localhost', '::1'):
+            print(f'note: bound to {a.host}: every machine that reaches port {a.port} can take the test', flush=True)
+        uvicorn.run(app, host=a.host, port=a.port, log_level='info')
+    else:
+        print(f"{export_ratings(a.db or a.test_dir / 'ratings.sqlite', a.out)}: written")
     return 0

@@ -4,12 +4,12 @@
 
 # %% ../../nbs/31_eval_metrics.ipynb #9b14f3b8
 from __future__ import annotations
-import argparse, json, math, os, sys
+import json, math, os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
 import numpy as np
-from ..midi import Notes, read_midi, MidiError
+from ..midi import Notes, read_midi
 
 # %% auto #0
 __all__ = ['ONSET_TOLERANCE', 'MIN_PAIRS_FOR_R', 'MidiItem', 'match_notes', 'onsets_in_window', 'note_metrics', 'aggregate',
@@ -118,18 +118,19 @@ def reference_row(audio_paths: Sequence[str | os.PathLike], midi_paths: Sequence
     return structure_row(audio_paths, midi_paths, transcriber, row=row, **kw)
 
 # %% ../../nbs/31_eval_metrics.ipynb #b8757bb0
+from ..errors import CommandParser, command, float_arg
+
+@command('hsmad eval-notes')
 def cli_eval_notes(argv: list[str] | None = None) -> int:
     "`hsmad eval-notes REF.mid EST.mid [--json]`: note metrics of an estimated MIDI file against a reference."
-    ap = argparse.ArgumentParser(prog='hsmad eval-notes', description='Note P/R/F1 (onset 50 ms, offsets ignored), TAE and velocity r of EST against REF.')
+    ap = CommandParser(prog='hsmad eval-notes', description='Note P/R/F1 (onset 50 ms, offsets ignored), TAE and velocity r of EST against REF.')
     ap.add_argument('ref', help='reference MIDI file'); ap.add_argument('est', help='estimated (transcribed) MIDI file')
     ap.add_argument('--json', action='store_true', help='print one JSON line')
-    ap.add_argument('--onset-tolerance', type=float, default=ONSET_TOLERANCE, help='seconds (default: %(default)s)')
+    ap.add_argument('--onset-tolerance', type=float_arg(above=0, hi=1), default=ONSET_TOLERANCE, help='seconds, > 0 and <= 1 (default: %(default)s)')
     ap.add_argument('--no-velocity', action='store_true', help='the estimate has no meaningful velocity (velocity_r is null)')
     ap.add_argument('--include-drums', action='store_true', help='score drum notes too')
     a = ap.parse_args(argv)
-    try: ref, est = read_midi(a.ref), read_midi(a.est)
-    except MidiError as e:
-        print(f"hsmad eval-notes: error: {e}", file=sys.stderr); return 2
+    ref, est = read_midi(a.ref), read_midi(a.est)
     m = note_metrics(ref, est, a.onset_tolerance, est_has_velocity=not a.no_velocity, include_drums=a.include_drums)
     if a.json: print(json.dumps(m))
     else:

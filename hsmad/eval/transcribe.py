@@ -4,7 +4,7 @@
 
 # %% ../../nbs/30_eval_transcribe.ipynb #b0aa0a21
 from __future__ import annotations
-import argparse, contextlib, io, logging, os, shlex, subprocess, sys, tempfile, warnings
+import contextlib, io, logging, os, shlex, subprocess, tempfile, warnings
 from pathlib import Path
 from typing import Callable
 import numpy as np
@@ -209,20 +209,25 @@ def get_transcriber(name: str = DEFAULT_TRANSCRIBER, **kwargs) -> Transcriber:
     return TRANSCRIBERS[name](**kwargs)
 
 # %% ../../nbs/30_eval_transcribe.ipynb #c1e41120
+from ..errors import CommandParser, Interrupted, check_input_file, check_output_file, command
+
+@command('hsmad transcribe')
 def cli_transcribe(argv: list[str] | None = None) -> int:
     "`hsmad transcribe AUDIO -o OUT.mid [--model NAME] [--checkpoint PATH] [--trusted]`: transcribe an audio file to MIDI."
-    ap = argparse.ArgumentParser(prog='hsmad transcribe', description='Transcribe an audio file to a MIDI file.')
-    ap.add_argument('audio', help='audio file (wav, flac, ...)')
-    ap.add_argument('-o', '--output', required=True, help='MIDI file to write')
+    from hsmad.io import atomic_file
+    ap = CommandParser(prog='hsmad transcribe', description='Transcribe an audio file to a MIDI file.')
+    ap.add_argument('audio', type=Path, help='audio file (wav, flac, ...)')
+    ap.add_argument('-o', '--output', required=True, type=Path, help='MIDI file to write (.mid or .midi; written atomically)')
     ap.add_argument('--model', default=DEFAULT_TRANSCRIBER, choices=sorted(TRANSCRIBERS), help='transcriber (default: %(default)s)')
     ap.add_argument('--checkpoint', default=None, help=f'local checkpoint for bytedance-piano (or set {PIANO_CKPT_ENV})')
     ap.add_argument('--trusted', action='store_true', help='allow a bytedance-piano checkpoint that pickles non-tensor objects')
     a = ap.parse_args(argv)
+    check_input_file(a.audio, 'AUDIO'); check_output_file(a.output, '-o', ('.mid', '.midi'))
     kw = dict(checkpoint=a.checkpoint, trusted=a.trusted) if a.model == 'bytedance-piano' else {}
     try:
         notes = get_transcriber(a.model, **kw).transcribe_file(a.audio)
-        notes.write(a.output)
-    except (FileNotFoundError, ValueError, RuntimeError, ImportError) as e:
-        print(f"hsmad transcribe: error: {e}", file=sys.stderr); return 2
+        a.output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(a.output) as f: notes.to_pretty_midi().write(f)
+    except KeyboardInterrupt as e: raise Interrupted(f"nothing was written to {a.output}") from e
     print(f"{a.output}: {len(notes)} notes ({a.model})")
     return 0
