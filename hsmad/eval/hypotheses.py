@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 from ..io import atomic_write
-from .evaluate import (BOOT_SEED, MIN_MATCHED, N_BOOT, ClipScores, ci95, compare, write_json)
+from .evaluate import BOOT_SEED, MIN_MATCHED, N_BOOT, ClipScores, compare, jackknife_ci, write_json
 
 # %% auto #0
 __all__ = ['SUPPORTED', 'CONTRADICTED', 'NOT_RESOLVED', 'NOT_RUN', 'NOT_MEASURABLE', 'EXPECT', 'LABELS', 'HYPOTHESES',
@@ -119,9 +119,9 @@ def test_hypothesis(h: Hypothesis, results: dict[str, dict]) -> dict:
     if h.statistic == 'fad':
         fa, fb = ra.get('fad'), rb.get('fad')
         if fa is None or fb is None: return dict(out, verdict=NOT_MEASURABLE, reason='no FAD in ' + ' and '.join(r['row'] for r in (ra, rb) if r.get('fad') is None))
-        ba, bb = np.asarray(ra['fad_boot'], float), np.asarray(rb['fad_boot'], float)
-        if not paired or ba.shape != bb.shape: return dict(out, verdict=NOT_MEASURABLE, reason='FAD replicates are not paired (different clip plans)')
-        c = dict(a=fa, b=fb, difference=fa - fb, ci95=ci95(ba - bb), reason=None, n_a=len(ra['clips']))
+        ja, jb = np.asarray(ra.get('fad_jack') or [], float), np.asarray(rb.get('fad_jack') or [], float)
+        if not paired or ja.shape != jb.shape: return dict(out, verdict=NOT_MEASURABLE, reason='FAD leave-one-out values are not paired (different clip plans)')
+        c = dict(a=fa, b=fb, difference=fa - fb, ci95=jackknife_ci(fa - fb, ja - jb), reason=None, n_a=len(ra['clips']))
     else:
         cs = lambda r: ClipScores.from_clips(r['clips'], res.get('clip_seconds', 0.0), res.get('drift_bins', 4))
         c = compare(cs(ra), cs(rb), h.statistic, paired=paired, n_boot=n_boot, seed=seed)
