@@ -20,8 +20,8 @@ __all__ = ['N_BOOT', 'BOOT_SEED', 'MIN_MATCHED', 'STATISTICS', 'COLUMNS', 'boot_
            'ClipScores', 'stat_precision', 'stat_recall', 'stat_f1', 'stat_f1_mean', 'stat_tae', 'stat_velocity_r',
            'stat_style', 'bin_sums', 'stat_tae_bins', 'stat_tae_slope', 'not_measurable', 'value', 'interval',
            'compare', 'clip_moments', 'fad_weighted', 'jackknife_ci', 'confusion', 'style_per_clip', 'f1_per_style',
-           'clip_plan', 'run_variant', 'Evaluator', 'tae_by_time', 'placeholder_row', 'write_json', 'write_csv',
-           'write_table', 'fmt_ci', 'summary_frame', 'pareto_front']
+           'clip_plan', 'run_info', 'Evaluator', 'tae_by_time', 'placeholder_row', 'write_json', 'write_csv',
+           'write_table', 'fmt_ci', 'summary_frame', 'budget', 'pareto_front']
 
 # %% ../../nbs/34_eval_evaluate.ipynb #eaeaea36
 N_BOOT = 2000       # bootstrap replicates (resamples of the clips) behind every interval but FAD's (jackknife, below)
@@ -258,11 +258,14 @@ def _scores_record(plan_clip: dict, m: dict, style: float | None) -> dict:
                 ('f1', 'tae_s', 'n_ref', 'n_est', 'n_matched', 'velocity_r')}, style=style,
                 onsets=np.asarray(m['onsets'], np.float64).tolist())
 
-def run_variant(path: str | os.PathLike) -> str | None:
-    "The model variant a run folder was trained as (its newest checkpoint's config), None when it does not say."
+def run_info(path: str | os.PathLike) -> dict:
+    "`{variant, train_step}` of a run folder's newest checkpoint (None where the folder does not say)."
     from hsmad.checkpoint import latest_checkpoint
-    try: return json.loads((latest_checkpoint(path) / 'config.json').read_text()).get('variant')
-    except (FileNotFoundError, ValueError, OSError): return None
+    try: ck = latest_checkpoint(path)
+    except (FileNotFoundError, ValueError, OSError): return dict(variant=None, train_step=None)
+    read = lambda f: json.loads((ck / f).read_text()) if (ck / f).is_file() else {}
+    try: return dict(variant=read('config.json').get('variant'), train_step=read('state.json').get('step'))
+    except (ValueError, OSError): return dict(variant=None, train_step=None)
 
 # %% ../../nbs/34_eval_evaluate.ipynb #23000332
 class Evaluator:
@@ -394,12 +397,14 @@ def _generate(self: Evaluator, run, styles: Sequence[str] | None = None, notes: 
 def _model_row(self: Evaluator, row: str, run, *, w_H: float, w_S: float, steps: int, seed: int = 0,
                styles: Sequence[str] | None = None, fad: bool = True, variant: str | None = None, **extra) -> dict:
     "Generate the plan with `run` and score it (`variant`, when given, must be the one the run was trained as)."
-    if variant is not None and (got := run_variant(run)) not in (None, variant):
-        raise ValueError(f"run {run} was trained as variant {got!r}, not {variant!r}")
+    info = run_info(run) if isinstance(run, (str, os.PathLike)) else dict(variant=None, train_step=getattr(run, 'step', None))
+    if variant is not None and info['variant'] not in (None, variant):
+        raise ValueError(f"run {run} was trained as variant {info['variant']!r}, not {variant!r}")
     t0 = time.time()
     clips = self.generate(run, styles=styles, w_H=w_H, w_S=w_S, steps=steps, seed=seed)
     r = self.row(row, 'model', clips, prompted=styles, fad=fad, **({} if variant is None else dict(variant=variant)),
-                 run=str(run), w_H=w_H, w_S=w_S, steps=steps, seed=seed, status='ok', **extra)
+                 run=str(getattr(run, 'path', run)), train_step=info['train_step'], w_H=w_H, w_S=w_S, steps=steps, seed=seed,
+                 status='ok', **extra)
     r['seconds'] = round(time.time() - t0, 1)
     return r
 
@@ -478,6 +483,16 @@ def summary_frame(rows: Sequence[dict]):
                           'FAD': fmt_ci(r.get('fad'), r.get('fad_ci95'), 2),
                           'style adherence': fmt_ci(r.get('style_adherence'), r.get('style_adherence_ci95'), 2),
                           'status': r.get('status', 'ok')} for r in rows]).set_index('row')
+
+def budget(res: dict) -> str:
+    "The scale a result was run at, in words: the training steps its runs reached, sampler steps, clips."
+    rows = [r for k in ('model_rows', 'prompt_rows', 'grid_rows') for r in res.get(k) or [] if r.get('status', 'ok') == 'ok']
+    st = sorted({r['train_step'] for r in rows if r.get('train_step') is not None})
+    train = (f'{st[0]} training steps' if len(st) == 1 else f'{st[0]}–{st[-1]} training steps' if st else
+             f"{res['train_steps']} training steps" if res.get('train_steps') is not None else None)
+    parts = [train, f"{res['steps']} sampler steps" if res.get('steps') is not None else None,
+             f"{res.get('n_clips')} clips of {res.get('clip_seconds', 0):g} s", 'smoke' if res.get('smoke') else None]
+    return ', '.join(p for p in parts if p)
 
 def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[int]:
     "Indices of the points not dominated when both coordinates are maximised (ties kept), sorted by the first coordinate."

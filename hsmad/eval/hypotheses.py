@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 from ..io import atomic_write
-from .evaluate import BOOT_SEED, MIN_MATCHED, N_BOOT, ClipScores, compare, jackknife_ci, write_json
+from .evaluate import BOOT_SEED, MIN_MATCHED, N_BOOT, ClipScores, budget, compare, jackknife_ci, write_json
 
 # %% auto #0
 __all__ = ['SUPPORTED', 'CONTRADICTED', 'NOT_RESOLVED', 'NOT_RUN', 'NOT_MEASURABLE', 'EXPECT', 'LABELS', 'HYPOTHESES',
@@ -92,13 +92,6 @@ def select_row(res: dict, sel: str | tuple) -> dict | None:
 def _clip_ids(r: dict) -> list:
     return [(c.get('track_id'), c.get('offset_s')) for c in r.get('clips', [])]
 
-def _budget(res: dict) -> str:
-    "The scale a table was run at, in words."
-    parts = [f"{res['train_steps']} training steps" if res.get('train_steps') is not None else None,
-             f"{res['steps']} sampler steps" if res.get('steps') is not None else None,
-             f"{res.get('n_clips')} clips of {res.get('clip_seconds')} s", 'smoke' if res.get('smoke') else None]
-    return ', '.join(p for p in parts if p)
-
 # %% ../../nbs/37_eval_hypotheses.ipynb #10161790
 def test_hypothesis(h: Hypothesis, results: dict[str, dict]) -> dict:
     "The verdict of one hypothesis on the loaded result tables `{stem: result}`, with its difference and interval."
@@ -107,7 +100,7 @@ def test_hypothesis(h: Hypothesis, results: dict[str, dict]) -> dict:
                margin=None, verdict=NOT_RUN, reason=None, budget=None)
     res = results.get(h.table)
     if res is None: return dict(out, reason=f'no results/{h.table}.json')
-    out['budget'] = _budget(res)
+    out['budget'] = budget(res)
     ra, rb = select_row(res, h.a), select_row(res, h.b)
     for sel, r in ((h.a, ra), (h.b, rb)):
         if r is None: return dict(out, reason=f'no row {sel} in {h.table}')
@@ -118,8 +111,10 @@ def test_hypothesis(h: Hypothesis, results: dict[str, dict]) -> dict:
     n_boot, seed = bs.get('n_boot', N_BOOT), bs.get('seed', BOOT_SEED)
     if h.statistic == 'fad':
         fa, fb = ra.get('fad'), rb.get('fad')
+        out.update(a_value=fa, b_value=fb)
         if fa is None or fb is None: return dict(out, verdict=NOT_MEASURABLE, reason='no FAD in ' + ' and '.join(r['row'] for r in (ra, rb) if r.get('fad') is None))
         ja, jb = np.asarray(ra.get('fad_jack') or [], float), np.asarray(rb.get('fad_jack') or [], float)
+        if not len(ja) or not len(jb): return dict(out, verdict=NOT_MEASURABLE, reason='no leave-one-out FAD values (fad_jack) in the rows: re-run the table')
         if not paired or ja.shape != jb.shape: return dict(out, verdict=NOT_MEASURABLE, reason='FAD leave-one-out values are not paired (different clip plans)')
         c = dict(a=fa, b=fb, difference=fa - fb, ci95=jackknife_ci(fa - fb, ja - jb), reason=None, n_a=len(ra['clips']))
     else:
@@ -127,8 +122,8 @@ def test_hypothesis(h: Hypothesis, results: dict[str, dict]) -> dict:
         c = compare(cs(ra), cs(rb), h.statistic, paired=paired, n_boot=n_boot, seed=seed)
     out.update(a_value=c['a'], b_value=c['b'], difference=c['difference'], ci95=c['ci95'], paired=paired, n_clips=c['n_a'])
     if c['reason'] or c['ci95'] is None:
-        why = (c['reason'] or 'no finite bootstrap replicate').replace('a: ', f"{ra['row']}: ").replace('b: ', f"{rb['row']}: ")
-        return dict(out, verdict=NOT_MEASURABLE, reason=why)
+        why = (c['reason'] or 'no interval (too few clips)').replace('a: ', f"{ra['row']}: ").replace('b: ', f"{rb['row']}: ")
+        return dict(out, difference=None, ci95=None, verdict=NOT_MEASURABLE, reason=why)
     m = h.margin * abs(c['b']) if h.expect == 'not higher' else 0.0
     return dict(out, margin=m if h.expect == 'not higher' else None, verdict=verdict(h.expect, c['ci95'], m))
 
