@@ -142,6 +142,7 @@ def test_baselines(baselines):
     for v, row in zip(('hsmad', 'global', 'flat'), ('HS-MAD', 'Baseline-Global', 'Baseline-Flat')):
         r = rows[row]
         assert r['variant'] == v and r['status'] == 'ok' and Path(r['run']).name == v and (r['w_H'], r['w_S'], r['steps']) == (2.0, 2.0, 2)
+        assert r['train_step'] == 2                                           # read from the run's checkpoint
         _check_metric_row(r, 2)
         assert math.isfinite(r['fad']) and r['fad'] > 0 and _within(r['fad'], r['fad_ci95']) and len(r['fad_jack']) == 2
     mg = rows['symbol-conditioned MusicGen']
@@ -210,7 +211,7 @@ def test_hypotheses(kernel, outdir, baselines, ablations, control):
     for r in rows.values():
         assert (r['difference'] is None) == (r['verdict'] in ('not run', 'not measurable'))
         if r['statistic'] == 'tae_s' and r['verdict'] == 'not measurable': assert 'matched onsets (< 20)' in r['reason']
-        assert r['verdict'] == 'not run' or r['budget'] == '2 training steps, 2 sampler steps, 2 clips of 1.0 s, smoke'
+        assert r['verdict'] == 'not run' or r['budget'] == '2 training steps, 2 sampler steps, 2 clips of 1 s, smoke'
     md = (res / 'hypotheses.md').read_text()
     assert len([l for l in md.splitlines() if l.startswith('| ') and l[2].isdigit()]) == 17 and 'not resolved at this scale' in md
 
