@@ -14,8 +14,8 @@ from .evaluate import BOOT_SEED, MIN_MATCHED, N_BOOT, ClipScores, budget, compar
 
 # %% auto #0
 __all__ = ['SUPPORTED', 'CONTRADICTED', 'NOT_RESOLVED', 'NOT_RUN', 'NOT_MEASURABLE', 'EXPECT', 'LABELS', 'HYPOTHESES',
-           'Hypothesis', 'verdict', 'select_row', 'test_hypothesis', 'load_results', 'test_hypotheses', 'describe',
-           'markdown', 'write_hypotheses']
+           'Hypothesis', 'verdict', 'select_row', 'judge', 'load_results', 'judge_all', 'describe', 'markdown',
+           'write_hypotheses']
 
 # %% ../../nbs/37_eval_hypotheses.ipynb #912060f5
 SUPPORTED, CONTRADICTED, NOT_RESOLVED = 'supported', 'contradicted', 'not resolved at this scale'
@@ -92,8 +92,8 @@ def select_row(res: dict, sel: str | tuple) -> dict | None:
 def _clip_ids(r: dict) -> list:
     return [(c.get('track_id'), c.get('offset_s')) for c in r.get('clips', [])]
 
-# %% ../../nbs/37_eval_hypotheses.ipynb #10161790
-def test_hypothesis(h: Hypothesis, results: dict[str, dict]) -> dict:
+# %% ../../nbs/37_eval_hypotheses.ipynb #f12c13b0
+def judge(h: Hypothesis, results: dict[str, dict]) -> dict:
     "The verdict of one hypothesis on the loaded result tables `{stem: result}`, with its difference and interval."
     out = dict(key=h.key, claim=h.claim, measures=h.measures, table=h.table, statistic=h.statistic, expect=h.expect,
                a=str(h.a), b=str(h.b), a_value=None, b_value=None, difference=None, ci95=None, paired=None, n_clips=None,
@@ -132,11 +132,9 @@ def load_results(results_dir: str | os.PathLike, tables: Sequence[str] = ('basel
     d = Path(results_dir)
     return {t: json.loads((d / f'{t}.json').read_text()) for t in tables if (d / f'{t}.json').is_file()}
 
-def test_hypotheses(results: dict[str, dict], hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> list[dict]:
-    "One verdict row per hypothesis."
-    return [test_hypothesis(h, results) for h in hypotheses]
-
-test_hypothesis.__test__ = test_hypotheses.__test__ = False      # not pytest tests, despite the name
+def judge_all(results: dict[str, dict], hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> list[dict]:
+    "One verdict row per hypothesis (`judge` of each)."
+    return [judge(h, results) for h in hypotheses]
 
 # %% ../../nbs/37_eval_hypotheses.ipynb #d840889f
 _UNIT = dict(f1=('note F1', 1, 3), tae_s=('TAE (ms)', 1000, 1), fad=('FAD', 1, 2), style_adherence=('style adherence', 1, 2),
