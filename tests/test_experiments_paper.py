@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT / 'experiments'
 KERNEL = 'python3'
 NOTEBOOKS = ['baselines', 'ablations', 'control', 'hypotheses', 'figures']
-VERDICTS = {'supported', 'contradicted', 'not resolved at this scale', 'not run', 'not measurable'}
+VERDICTS = {'supported', 'contradicted', 'not resolved at this scale', 'not run', 'not measurable', 'not comparable'}
 
 
 @pytest.fixture(scope='module')

@@ -13,13 +13,13 @@ from ..io import atomic_write
 from .evaluate import BOOT_SEED, MIN_MATCHED, N_BOOT, ClipScores, budget, compare, jackknife_ci, write_json
 
 # %% auto #0
-__all__ = ['SUPPORTED', 'CONTRADICTED', 'NOT_RESOLVED', 'NOT_RUN', 'NOT_MEASURABLE', 'EXPECT', 'LABELS', 'HYPOTHESES',
-           'Hypothesis', 'verdict', 'select_row', 'judge', 'load_results', 'judge_all', 'describe', 'markdown',
-           'write_hypotheses']
+__all__ = ['SUPPORTED', 'CONTRADICTED', 'NOT_RESOLVED', 'NOT_RUN', 'NOT_MEASURABLE', 'NOT_COMPARABLE', 'EXPECT', 'LABELS',
+           'HYPOTHESES', 'Hypothesis', 'verdict', 'select_row', 'judge', 'load_results', 'judge_all', 'describe',
+           'markdown', 'write_hypotheses']
 
-# %% ../../nbs/37_eval_hypotheses.ipynb #912060f5
+# %% ../../nbs/37_eval_hypotheses.ipynb #98a16a55
 SUPPORTED, CONTRADICTED, NOT_RESOLVED = 'supported', 'contradicted', 'not resolved at this scale'
-NOT_RUN, NOT_MEASURABLE = 'not run', 'not measurable'
+NOT_RUN, NOT_MEASURABLE, NOT_COMPARABLE = 'not run', 'not measurable', 'not comparable'
 EXPECT = ('higher', 'lower', 'not higher')
 
 @dataclass(frozen=True)
@@ -125,7 +125,12 @@ def judge(h: Hypothesis, results: dict[str, dict]) -> dict:
         why = (c['reason'] or 'no interval (too few clips)').replace('a: ', f"{ra['row']}: ").replace('b: ', f"{rb['row']}: ")
         return dict(out, difference=None, ci95=None, verdict=NOT_MEASURABLE, reason=why)
     m = h.margin * abs(c['b']) if h.expect == 'not higher' else 0.0
-    return dict(out, margin=m if h.expect == 'not higher' else None, verdict=verdict(h.expect, c['ci95'], m))
+    out.update(margin=m if h.expect == 'not higher' else None)
+    sa, sb = ra.get('train_step'), rb.get('train_step')
+    if sa is not None and sb is not None and sa != sb:          # a difference of budgets, not of designs
+        return dict(out, verdict=NOT_COMPARABLE, reason=f"unequal training: {ra['row']} {sa} steps, {rb['row']} {sb} steps "
+                    f"(the interval reads as '{verdict(h.expect, c['ci95'], m)}')")
+    return dict(out, verdict=verdict(h.expect, c['ci95'], m))
 
 def load_results(results_dir: str | os.PathLike, tables: Sequence[str] = ('baselines', 'ablations', 'control')) -> dict[str, dict]:
     "The result tables present in `results_dir`, by stem (an absent file is simply left out)."
@@ -155,7 +160,8 @@ def markdown(rows: Sequence[dict], source: str = 'results/') -> str:
          f'Read from `{source}`. Each row: statistic(a) − statistic(b) over the clips both rows share, with a bootstrap 95 % '
          'interval (clips resampled together); **supported** / **contradicted** when the interval lies wholly on one side of 0 '
          '(of the margin, for "comparable"), **not resolved at this scale** when it straddles it; **not run** when a row does not '
-         f'exist yet; **not measurable** when a statistic has no value (e.g. TAE from fewer than {MIN_MATCHED} matched onsets).', '',
+         f'exist yet; **not measurable** when a statistic has no value (e.g. TAE from fewer than {MIN_MATCHED} matched onsets); '
+         '**not comparable** when the two runs reached different training steps.', '',
          '| # | hypothesis (§4.3) | a − b | difference [95 % CI] | verdict | scale |', '|---|---|---|---|---|---|']
     for i, r in enumerate(rows, 1):
         label, sc, p = _UNIT.get(r['statistic'], (r['statistic'], 1, 3))
