@@ -74,12 +74,17 @@ def ablations(kernel, outdir, data_root, baselines): return _table(kernel, outdi
 def control(kernel, outdir, data_root, baselines): return _table(kernel, outdir, data_root, 'control')
 
 
+def _code_cells(nb):
+    "The code cells of an experiment notebook, as (source, tags)."
+    cells = json.loads((EXP / f'{nb}.ipynb').read_text())['cells']
+    return [(''.join(c['source']), c['metadata'].get('tags', [])) for c in cells if c['cell_type'] == 'code']
+
+
 def _literals(nb):
-    import nbformat
-    cells = [c for c in nbformat.read(str(EXP / f'{nb}.ipynb'), as_version=4).cells if 'parameters' in c.metadata.get('tags', [])]
+    cells = [src for src, tags in _code_cells(nb) if 'parameters' in tags]
     assert len(cells) == 1, nb
     out = {}
-    for node in ast.parse(cells[0].source).body:
+    for node in ast.parse(cells[0]).body:
         assert isinstance(node, ast.Assign), ast.dump(node)
         out[node.targets[0].id] = ast.literal_eval(node.value)
     return out
@@ -99,8 +104,7 @@ def test_notebook_is_a_thin_driver(nb):
         for k in ('runs', 'dataset', 'data_root', 'split', 'transcriber', 'embedder', 'codec', 'w_H', 'w_S', 'steps',
                   'clip_seconds', 'max_clips', 'out_dir', 'name', 'n_boot', 'drift_bins'): assert k in p, (nb, k)
         assert p['runs'] == [] and p['out_dir'] == 'results'
-    import nbformat
-    code = '\n'.join(c.source for c in nbformat.read(str(EXP / f'{nb}.ipynb'), as_version=4).cells if c.cell_type == 'code')
+    code = '\n'.join(src for src, _ in _code_cells(nb))
     assert 'sys.path' not in code and 'paperlib' not in code
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.ImportFrom):
