@@ -75,11 +75,12 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
                    'no clear difference at this budget (the interval contains 0)')
         L += ['## HS-MAD vs Baseline-Global, paired over the same clips', '',
               f"Per-clip note F1, HS-MAD minus Baseline-Global: mean {d['mean']:+.3f}, bootstrap 95 % interval "
-              f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] over {d['n']} clips; HS-MAD higher on {d['wins']}, lower on {d['losses']}. "
+              f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] over {d['n']} clip{'s' if d['n'] != 1 else ''}; HS-MAD higher on {d['wins']}, lower on {d['losses']}. "
               f"**{verdict}.**", '']
         bs = res.get('bootstrap') or {}
         sh, sg = (ClipScores.from_clips(r['clips'], res['clip_seconds'], res.get('drift_bins', 4)) for r in (h, g))
-        pooled = {k: compare(sh, sg, k, n_boot=bs.get('n_boot', 2000), seed=bs.get('seed', 0)) for k in ('f1', 'tae_s')}
+        pooled = {k: compare(sh, sg, k, n_boot=bs.get('n_boot', 2000), seed=bs.get('seed', 0), names=('HS-MAD', 'Baseline-Global'))
+                  for k in ('f1', 'tae_s')}
         for k, (label, sc, p) in (('f1', ('pooled note F1', 1, 3)), ('tae_s', ('TAE (ms)', 1000, 1))):
             c = pooled[k]
             L.append(f"- {label}, HS-MAD minus Baseline-Global: " + (f"not measurable ({c['reason']})" if c['ci95'] is None else

@@ -174,13 +174,13 @@ def interval(s: ClipScores, statistic: str, W: np.ndarray) -> list[float] | None
     "Bootstrap 95 % interval of the statistic under the draws `W` (None when not measurable)."
     return None if not_measurable(s, statistic) is not None else ci95(STATISTICS[statistic](s, W))
 
-# %% ../../nbs/34_eval_evaluate.ipynb #ea023a88
+# %% ../../nbs/34_eval_evaluate.ipynb #53965654
 def compare(a: ClipScores, b: ClipScores, statistic: str, paired: bool = True, n_boot: int = N_BOOT,
-            seed: int = BOOT_SEED) -> dict:
-    "statistic(a) − statistic(b) with a bootstrap 95 % interval (paired: the clips resampled together)."
+            seed: int = BOOT_SEED, names: tuple[str, str] = ('a', 'b')) -> dict:
+    "statistic(a) − statistic(b) with a bootstrap 95 % interval (paired: the clips resampled together); `names` for the reasons."
     out = dict(statistic=statistic, paired=paired, n_a=len(a), n_b=len(b), a=value(a, statistic), b=value(b, statistic),
                difference=None, ci95=None, reason=None)
-    why = [f'{n}: {r}' for n, r in (('a', not_measurable(a, statistic)), ('b', not_measurable(b, statistic))) if r]
+    why = [f'{n}: {r}' for n, r in zip(names, (not_measurable(a, statistic), not_measurable(b, statistic))) if r]
     if why: return dict(out, reason='; '.join(why))
     f = STATISTICS[statistic]
     if paired:

@@ -119,11 +119,10 @@ def judge(h: Hypothesis, results: dict[str, dict]) -> dict:
         c = dict(a=fa, b=fb, difference=fa - fb, ci95=jackknife_ci(fa - fb, ja - jb), reason=None, n_a=len(ra['clips']))
     else:
         cs = lambda r: ClipScores.from_clips(r['clips'], res.get('clip_seconds', 0.0), res.get('drift_bins', 4))
-        c = compare(cs(ra), cs(rb), h.statistic, paired=paired, n_boot=n_boot, seed=seed)
+        c = compare(cs(ra), cs(rb), h.statistic, paired=paired, n_boot=n_boot, seed=seed, names=(ra['row'], rb['row']))
     out.update(a_value=c['a'], b_value=c['b'], difference=c['difference'], ci95=c['ci95'], paired=paired, n_clips=c['n_a'])
     if c['reason'] or c['ci95'] is None:
-        why = (c['reason'] or 'no interval (too few clips)').replace('a: ', f"{ra['row']}: ").replace('b: ', f"{rb['row']}: ")
-        return dict(out, difference=None, ci95=None, verdict=NOT_MEASURABLE, reason=why)
+        return dict(out, difference=None, ci95=None, verdict=NOT_MEASURABLE, reason=c['reason'] or 'no interval (too few clips)')
     m = h.margin * abs(c['b']) if h.expect == 'not higher' else 0.0
     out.update(margin=m if h.expect == 'not higher' else None)
     sa, sb = ra.get('train_step'), rb.get('train_step')
