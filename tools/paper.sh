@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the paper's experiment notebooks through papermill into executed/ (results/ and figures/ from their output).
+# Run the paper's experiment notebooks through papermill into executed/ (results/ and figures/ from their output):
+# baselines, ablations, control (the tables, hsmad.eval.evaluate), hypotheses (results/hypotheses.{json,md}), figures.
 #   tools/paper.sh tiny    # mini dataset, tiny preset, CPU: trains the variants itself (make paper SCALE=tiny)
 #   tools/paper.sh paper   # DATA_ROOT=... DATASET=slakh GPUS=8 [HSMAD_RUN=... GLOBAL_RUN=... FLAT_RUN=... ABLATION_RUNS=DIR]
 #   SMOKE=1 tools/paper.sh tiny   # every notebook in smoke mode (a minute or two): checks the runner itself
@@ -57,5 +58,6 @@ run baselines "${data[@]}" -p runs_dir "$RUNS_DIR/baselines" -y "runs: $BASE_RUN
 run ablations "${data[@]}" -p runs_dir "$RUNS_DIR/ablations" -y "runs: $ABL_RUNS"
 if [ "$SMOKE" = 1 ]; then run control "${data[@]}" -p runs_dir "$RUNS_DIR/control"
 else run control "${data[@]}" -p run "${HSMAD_RUN:-$RUNS_DIR/baselines/hsmad}"; fi
+run hypotheses -p results_dir "$RESULTS" -p out_dir "$RESULTS"
 run figures -p results_dir "$RESULTS" -p figures_dir "$FIGURES"
-echo "[paper] done in $(( $(date +%s) - t0 )) s: executed notebooks in $EXECUTED/, tables in $RESULTS/, figures in $FIGURES/"
+echo "[paper] done in $(( $(date +%s) - t0 )) s: executed notebooks in $EXECUTED/, tables and $RESULTS/hypotheses.md in $RESULTS/, figures in $FIGURES/"

@@ -42,8 +42,9 @@ def onsets_in_window(notes: Notes) -> Notes:
     return Notes(notes.pitch[m], notes.start[m], notes.end[m], notes.velocity[m], notes.program[m], notes.is_drum[m])
 
 def note_metrics(ref: Notes, est: Notes, onset_tolerance: float = ONSET_TOLERANCE, est_has_velocity: bool = True,
-                 include_drums: bool = False) -> dict:
-    "Note precision/recall/F1, TAE (s) and velocity r of `est` against `ref`, with the counts. Undefined values are None."
+                 include_drums: bool = False, onsets: bool = False) -> dict:
+    """Note precision/recall/F1, TAE (s) and velocity r of `est` against `ref`, with the counts. Undefined values are None.
+    With `onsets`, also `onsets`: `(N_match, 2)` reference onset and onset error (est − ref) of each matched pair, in seconds."""
     ref, est = onsets_in_window(ref), onsets_in_window(est)
     if not include_drums: ref, est = ref.drop_drums(), est.drop_drums()
     m = match_notes(ref, est, onset_tolerance)
@@ -54,7 +55,9 @@ def note_metrics(ref: Notes, est: Notes, onset_tolerance: float = ONSET_TOLERANC
     d = est.start[m[:, 1]] - ref.start[m[:, 0]]
     tae = float(np.sqrt(np.mean(d ** 2))) if k else None
     vr = _pearson(ref.velocity[m[:, 0]], est.velocity[m[:, 1]]) if est_has_velocity else None
-    return dict(precision=float(p), recall=float(r), f1=float(f1), tae_s=tae, velocity_r=vr, n_ref=n_ref, n_est=n_est, n_matched=k)
+    out = dict(precision=float(p), recall=float(r), f1=float(f1), tae_s=tae, velocity_r=vr, n_ref=n_ref, n_est=n_est, n_matched=k)
+    if onsets: out['onsets'] = np.c_[ref.start[m[:, 0]], d]                # (N_match, 2): drift of TAE within the clip
+    return out
 
 # %% ../../nbs/31_eval_metrics.ipynb #ffc653a9
 def aggregate(rows: Sequence[dict]) -> dict:
@@ -92,7 +95,7 @@ def _name(item) -> str | list[str]:
 
 def structure_row(audio_paths: Sequence[str | os.PathLike | tuple], midi_paths: Sequence[MidiItem], transcriber='basic-pitch',
                   row: str = 'model', onset_tolerance: float = ONSET_TOLERANCE, crop_to_audio: bool = True,
-                  include_drums: bool = False, progress: bool = False) -> dict:
+                  include_drums: bool = False, progress: bool = False, onsets: bool = False) -> dict:
     "Transcribe each audio file (or `(audio, sr)` pair) and score it against its MIDI: `{row, transcriber, clips: [...], **aggregate}`."
     from hsmad.audio import load_audio
     audio_paths, midi_paths = list(audio_paths), list(midi_paths)
@@ -108,7 +111,7 @@ def structure_row(audio_paths: Sequence[str | os.PathLike | tuple], midi_paths: 
         dur = len(audio) / sr
         if crop_to_audio and ref.duration > dur: ref = ref.crop(0.0, dur)
         est = t.transcribe(audio, sr)
-        m = note_metrics(ref, est, onset_tolerance, est_has_velocity=t.has_velocity, include_drums=include_drums)
+        m = note_metrics(ref, est, onset_tolerance, est_has_velocity=t.has_velocity, include_drums=include_drums, onsets=onsets)
         clips.append(dict(audio='<array>' if isinstance(ap, tuple) else str(ap), midi=_name(mp), duration_s=dur, **m))
     return dict(row=row, transcriber=t.name, onset_tolerance_s=onset_tolerance, **aggregate(clips), clips=clips)
 
