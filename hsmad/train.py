@@ -17,13 +17,13 @@ from fastcore.basics import patch
 
 from .config import HSMADConfig, PRESETS, get_preset, parse_overrides
 from .model import HSMAD
-from .checkpoint import checkpoints, latest_checkpoint, save_checkpoint, clean_partial_checkpoints
+from .checkpoint import checkpoints, latest_checkpoint, save_checkpoint, clean_partial_checkpoints, build_model, MODEL_VARIANTS
 from .io import atomic_torch_save
 from .diffusion import train_scheduler, CFGDropout, diffusion_loss, draw_noise
 
 # %% auto #0
 __all__ = ['lr_factor', 'EMA', 'Dist', 'setup_distributed', 'param_digest', 'NonFiniteLossError', 'TrainSettings', 'StepBatches',
-           'Trainer', 'prepare_cache', 'train_parser', 'cli_train']
+           'build_objective', 'Trainer', 'prepare_cache', 'train_parser', 'cli_train']
 
 # %% ../nbs/25_train.ipynb #b7705bcc
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -141,8 +141,19 @@ class _Objective(nn.Module):
         super().__init__()
         self.model, self.scheduler, self.dropout = model, train_scheduler(cfg), CFGDropout(cfg.p_H, cfg.p_S)
 
+    def inputs(self, b, F_style: torch.Tensor, draw) -> tuple:
+        "The forward's arguments for a `TrainingBatch` `b` (each objective says what it reads)."
+        return b.latents, b.S_sync, b.frame_mask, F_style, draw, b.aux
+
     def forward(self, z0, S_sync, frame_mask, F_style, draw, aux):
         return diffusion_loss(self.model, self.scheduler, z0, S_sync, frame_mask, F_style, draw, self.dropout, aux)
+
+def build_objective(model: nn.Module, cfg: HSMADConfig, cache) -> nn.Module:
+    "The objective of `model`: token cross-entropy for the MusicGen baseline (`hsmad.musicgen`), else the diffusion loss."
+    if cfg.variant == 'musicgen':
+        from hsmad.musicgen import musicgen_objective
+        return musicgen_objective(model, cfg, cache)
+    return _Objective(model, cfg)
 
 class Trainer:
     "Train HS-MAD on a latent cache; one process or many under torchrun."
@@ -168,12 +179,12 @@ class Trainer:
             if removed: print(f"[train] removed partial checkpoint files of a crashed run: {removed}", file=sys.stderr)
         if dist.is_initialized(): dist.barrier()
         torch.manual_seed(cfg.seed)
-        self.model = HSMAD(cfg).to(self.d.device)
+        self.model = build_model(cfg).to(self.d.device)
         self.data = CropDataset(self.cache, cfg.T_H, 'train', cfg.R1, cfg.R2, style_encoder=None, length=2 ** 62,
                                 seed=cfg.seed, srm_binary=self.model.srm_binary, srm_sigma_frames=cfg.srm_sigma_frames,
                                 srm_radius=cfg.srm_radius)
         self.style = _style_table(self.out, sorted({self.cache.entries[i].style for i in self.data.indices}), cfg, self.d)
-        self.objective = _Objective(self.model, cfg)
+        self.objective = build_objective(self.model, cfg, self.cache)
         self.ddp = None
         if dist.is_initialized():
             self.ddp = nn.parallel.DistributedDataParallel(self.objective, device_ids=[self.d.device] if self.d.device.type == 'cuda' else None,
@@ -282,7 +293,7 @@ def fit(self: Trainer) -> dict:
             F_style = torch.stack([self.style[t] for t in b.style_text]).to(d.device)
             sync = self.ddp.no_sync() if (self.ddp is not None and a < self.accum - 1) else contextlib.nullcontext()
             with sync:
-                with amp: out = obj(b.latents, b.S_sync, b.frame_mask, F_style, draw, b.aux)
+                with amp: out = obj(*self.objective.inputs(b, F_style, draw))
                 (out['loss'] / self.accum).backward()
             for k, v in out.items(): sums[k] = sums.get(k, 0.0) + float(v.detach()) / self.accum
         gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -366,9 +377,8 @@ def cli_train(argv: list[str] | None = None) -> int:
         for k, v in (('steps', a.steps), ('variant', a.variant), ('batch_size', a.batch_size), ('seed', a.seed)):
             if v is not None: over[k] = v
         cfg = get_preset(a.preset).replace(**over)
-        if a.variant is not None:
-            from hsmad.unet import VARIANTS
-            if a.variant not in VARIANTS: raise ValueError(f"unknown variant {a.variant!r}; choose one of {tuple(VARIANTS)}")
+        if a.variant is not None and a.variant not in MODEL_VARIANTS:
+            raise ValueError(f"unknown variant {a.variant!r}; choose one of {MODEL_VARIANTS}")
         if a.cache is None and a.data_root is None: raise ValueError("give --data-root (and optionally --cache)")
         cache = a.cache or f"{str(Path(a.data_root)).rstrip('/')}-latents-{cfg.codec}"
         if int(os.environ.get('RANK', 0)) == 0 and a.data_root is not None:
