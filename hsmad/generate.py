@@ -54,8 +54,8 @@ def style_embedding(pre: Pretrained, style: str | torch.Tensor, style_path: str 
 def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: float | None = None, w_S: float | None = None,
              steps: int | None = None, seed: int = 0, form: str = 'additive', sampler: str = 'dpm++',
              overlap: float | None = None, codec=None, codec_path: str | None = None, style_path: str | None = None,
-             decode: bool = True) -> Generation:
-    "Audio for `notes` in `style`, as long as the notes; windows of the training length joined by inpainting."
+             decode: bool = True, progress: bool = False) -> Generation:
+    "Audio for `notes` in `style`, as long as the notes; windows of the training length joined by inpainting (HS-MAD)."
     t0 = time.time()
     cfg, model = pre.cfg, pre.model
     if len(notes) == 0 or notes.duration <= 0: raise ValueError("the MIDI has no notes (or zero length); nothing to generate")
@@ -71,16 +71,23 @@ def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: f
     Z = torch.zeros(1, cfg.latent_channels, N, device=dev)             # normalised latents generated so far
     done = 0                                                            # frames [0, done) are generated
     gen = torch.Generator().manual_seed(seed)
-    for s, L in plan:
-        fm = torch.ones(1, L, dtype=torch.bool, device=dev)
-        known = None
-        if done > s:
-            km = (torch.arange(L, device=dev) < done - s)[None]
-            known = (Z[:, :, s:s + L], km)
-        z = sample(model, S[None, :, s:s + L], F_style, fm, steps=steps, w_H=w_H, w_S=w_S, form=form, sampler=sampler,
-                   generator=gen, known=known)
-        Z[:, :, max(s, done):s + L] = z[:, :, max(s, done) - s:]
-        done = s + L
+    if cfg.variant == 'musicgen':          # the autoregressive baseline: each window continues the previous one's tokens
+        from hsmad.musicgen import generate_latents
+        if codec is None and hasattr(model.tokenizer, 'attach'):       # DAC's own codes are read through the codec
+            from hsmad.data.codecs import get_codec
+            codec = get_codec(pre.codec.get('codec', cfg.codec), codec_path)
+        Z = generate_latents(model, S[None], F_style, plan, w_H=w_H, w_S=w_S, form=form, seed=seed, codec=codec, progress=progress)
+    else:
+        for s, L in plan:
+            fm = torch.ones(1, L, dtype=torch.bool, device=dev)
+            known = None
+            if done > s:
+                km = (torch.arange(L, device=dev) < done - s)[None]
+                known = (Z[:, :, s:s + L], km)
+            z = sample(model, S[None, :, s:s + L], F_style, fm, steps=steps, w_H=w_H, w_S=w_S, form=form, sampler=sampler,
+                       generator=gen, known=known)
+            Z[:, :, max(s, done):s + L] = z[:, :, max(s, done) - s:]
+            done = s + L
     lat = pre.denormalize(Z)[0].cpu()
     n_samples = int(round(notes.duration * cfg.sample_rate))
     wave = np.zeros(0, np.float32)
@@ -136,7 +143,7 @@ def cli_generate(argv: list[str] | None = None) -> int:
         notes = read_midi(a.midi)
         pre = load_pretrained(a.checkpoint, device=a.device)
         g = generate(pre, notes, a.style, w_H=a.w_h, w_S=a.w_s, steps=a.steps, seed=a.seed, form=a.cfg, sampler=a.sampler,
-                     overlap=a.overlap, codec_path=a.codec_path, style_path=a.style_path)
+                     overlap=a.overlap, codec_path=a.codec_path, style_path=a.style_path, progress=True)
     except MidiError as e:
         print(f"hsmad generate: {e}", file=sys.stderr); return 1
     except (FileNotFoundError, ValueError) as e:
