@@ -133,11 +133,14 @@ def cli_info(argv: list[str] | None = None) -> int:
     "`hsmad info`: parameter counts by component and level lengths of a preset and variant."
     ap = argparse.ArgumentParser(prog='hsmad info', description='Parameter counts by component and level lengths of an HS-MAD model.')
     ap.add_argument('--preset', default='tiny', choices=PRESETS, help='configuration preset (default: tiny)')
-    ap.add_argument('--variant', default=None, choices=tuple(VARIANTS), help="model variant (default: the preset's, hsmad)")
+    ap.add_argument('--variant', default=None, choices=(*VARIANTS, 'musicgen'), help="model variant (default: the preset's, hsmad)")
     ap.add_argument('--seconds', type=float, default=30.0, help='clip length for the level lengths (default: 30)')
     ap.add_argument('--json', action='store_true', help='print JSON instead of a table')
     a = ap.parse_args(argv)
     cfg = get_preset(a.preset, **({} if a.variant is None else dict(variant=a.variant)))
+    if cfg.variant == 'musicgen':                       # the autoregressive baseline, beside HS-MAD's count
+        from hsmad.musicgen import print_info
+        return print_info(cfg, a.seconds, a.json)
     d = info(cfg, a.seconds)
     if a.json:
         print(json.dumps(d, indent=2)); return 0
