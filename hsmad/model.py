@@ -109,11 +109,12 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     'nulls': ('hse.null_', 'null_style'),
 }
 
-def param_counts(model: nn.Module) -> dict[str, int]:
-    "Parameters of `model` per entry of `COMPONENTS` (every parameter in exactly one)."
-    out = dict.fromkeys(COMPONENTS, 0)
+def param_counts(model: nn.Module, components: dict[str, tuple[str, ...]] | None = None) -> dict[str, int]:
+    "Parameters of `model` per entry of `components` (default: HS-MAD's `COMPONENTS`; every parameter in exactly one)."
+    components = COMPONENTS if components is None else components
+    out = dict.fromkeys(components, 0)
     for name, p in model.named_parameters():
-        hits = [k for k, prefixes in COMPONENTS.items() if name.startswith(prefixes)]
+        hits = [k for k, prefixes in components.items() if name.startswith(prefixes)]
         if len(hits) != 1: raise RuntimeError(f"parameter {name} matches components {hits}; update COMPONENTS")
         out[hits[0]] += p.numel()
     return out
