@@ -16,12 +16,13 @@ from torch import Tensor
 from .config import HSMADConfig
 from .hse import Attention, FeedForward, rotary
 from .diffusion import CFGDropout, CFG_FORMS, combine_cfg
+from .model import param_counts
 from .rvq import TokenStore, make_tokenizer, tokens_for_cache
 
 # %% auto #0
 __all__ = ['COMPONENTS', 'delay_pattern', 'undelay_pattern', 'CausalSelfAttention', 'DecoderBlock', 'KVCache', 'MusicGen',
            'TokenCFGDropout', 'token_loss', 'MusicGenObjective', 'musicgen_objective', 'sample_logits',
-           'guidance_conditions', 'generate_codes', 'generate_latents', 'param_counts', 'info', 'print_info']
+           'guidance_conditions', 'generate_codes', 'generate_latents', 'info', 'print_info']
 
 # %% ../nbs/28_musicgen.ipynb #52de069c
 def delay_pattern(codes: Tensor, special: int) -> Tensor:
@@ -79,7 +80,7 @@ class KVCache:
     @property
     def length(self) -> int: return 0 if self.kv[0] is None else self.kv[0][0].shape[2]
 
-# %% ../nbs/28_musicgen.ipynb #d6a14596
+# %% ../nbs/28_musicgen.ipynb #fc4de767
 class MusicGen(nn.Module):
     "The symbol-conditioned MusicGen baseline for `cfg` (variant 'musicgen'): K-stream token decoder with SRM and style conditions."
     def __init__(self, cfg: HSMADConfig, tokenizer: nn.Module | None = None):
@@ -137,7 +138,7 @@ class MusicGen(nn.Module):
 
     def param_counts(self) -> dict[str, int]:
         "Parameters per component (see `COMPONENTS`); they add up to the total."
-        return param_counts(self)
+        return param_counts(self, COMPONENTS)
 
 # %% ../nbs/28_musicgen.ipynb #d8e0567b
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ def generate_latents(model: MusicGen, S_sync: Tensor, F_style: Tensor, plan: Seq
     Z = model.tokenizer.decode(codes)
     return (Z, codes) if return_codes else Z
 
-# %% ../nbs/28_musicgen.ipynb #47e8cd7f
+# %% ../nbs/28_musicgen.ipynb #f1dd4010
 COMPONENTS: dict[str, tuple[str, ...]] = {
     'embed': ('embed.',),
     'structure': ('srm_proj.', 'null_H'),
@@ -294,15 +295,6 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     'decoder': ('blocks.',),
     'heads': ('out_norm.', 'heads.'),
 }
-
-def param_counts(model: MusicGen) -> dict[str, int]:
-    "Parameters of a `MusicGen` per entry of `COMPONENTS` (every parameter in exactly one)."
-    out = dict.fromkeys(COMPONENTS, 0)
-    for name, p in model.named_parameters():
-        hits = [k for k, prefixes in COMPONENTS.items() if name.startswith(prefixes)]
-        if len(hits) != 1: raise RuntimeError(f"parameter {name} matches components {hits}; update COMPONENTS")
-        out[hits[0]] += p.numel()
-    return out
 
 def info(cfg: HSMADConfig, seconds: float | None = None) -> dict:
     "Parameter counts of the MusicGen baseline of `cfg`, HS-MAD's (HSE + U-Net) of the same preset, and the token geometry."
