@@ -205,7 +205,7 @@ def get_preset(name: str, **overrides) -> HSMADConfig:
     return HSMADConfig().replace(**{**_PRESETS[name], **overrides})
 
 # %% ../nbs/00_config.ipynb #9b2d47c5
-_PRESETS['small'].update(mg_codebooks=4, mg_codebook_size=1024, mg_dim=512, mg_layers=12, mg_heads=8, mg_ffn=2048)
+_PRESETS['small'].update(mg_codebooks=4, mg_codebook_size=1024, mg_dim=768, mg_layers=14, mg_heads=12, mg_ffn=3072)
 _PRESETS['tiny'].update(mg_codebooks=4, mg_codebook_size=1024, mg_dim=128, mg_layers=4, mg_heads=4, mg_ffn=512)
 
 # %% ../nbs/00_config.ipynb #a8f65f2b
