@@ -113,3 +113,24 @@ def test_hsmad_info_musicgen(capsys):
     d = json.loads(capsys.readouterr().out)
     assert d['variant'] == 'musicgen' and d['params_total'] == sum(d['params'].values()) and d['params_hsmad'] > 0
     assert d['tokens']['tokenizer'] == 'rvq4x1024' and d['tokens']['steps'] == d['tokens']['frames'] + 3
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_equal_one_process(cache, tmp_path):
+    "2 gloo ranks x micro-batch 2 == 1 process x 2 accumulation steps (rank 0 builds the token store, the other waits)."
+    import os, subprocess, sys
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'OMP_WAIT_POLICY': 'PASSIVE', 'HF_HUB_OFFLINE': '1'}
+    cfg = micro_train_config(**MG)
+    sets = [f'{k}={json.dumps(v)}' for k, v in cfg.to_dict().items() if k not in ('steps', 'batch_size')]
+    states = []
+    for name, launch in (('ddp', ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2']), ('one', [])):
+        out = tmp_path / name
+        write_style_table(out, ['test style'], 12)
+        args = ['--cache', str(cache), '--out', str(out), '--steps', '3', '--device', 'cpu', '--no-progress', '--no-tensorboard',
+                '--batch-size', '4', '--micro-batch', '2', '--ckpt-every', '3', '--set', *sets]
+        r = subprocess.run([sys.executable, *launch, '-m', 'hsmad.train', *args], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        states.append(torch.load(latest_checkpoint(out) / 'training_state.pt', weights_only=False))
+    digests = json.loads((latest_checkpoint(tmp_path / 'ddp') / 'state.json').read_text())['rank_digests']
+    assert len(digests) == 2 and len(set(digests)) == 1
+    for k in states[1]['model']: torch.testing.assert_close(states[0]['model'][k], states[1]['model'][k], rtol=1e-5, atol=1e-6, msg=k)
