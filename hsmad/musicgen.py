@@ -199,13 +199,14 @@ def musicgen_objective(model: MusicGen, cfg: HSMADConfig, cache) -> MusicGenObje
     model.tokenizer.load_state_dict(store.tokenizer_state())
     return MusicGenObjective(model, cfg, store)
 
-# %% ../nbs/28_musicgen.ipynb #3362b7e8
+# %% ../nbs/28_musicgen.ipynb #34ce60c6
 def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0,
                   generator: torch.Generator | None = None) -> Tensor:
     "One code per row of `logits` (..., N): greedy at temperature 0, else top-p (if > 0) or top-k (if > 0) sampling."
     if temperature <= 0: return logits.argmax(-1)
     N = logits.shape[-1]
     probs = torch.softmax(logits.float() / temperature, -1).reshape(-1, N)
+    if generator is not None: probs = probs.to(generator.device)                        # draw where the generator lives
     if top_p > 0:
         p_sorted, idx = probs.sort(-1, descending=True)
         p_sorted = p_sorted * ((p_sorted.cumsum(-1) - p_sorted) <= top_p)                 # keep until the mass passes p
@@ -214,7 +215,7 @@ def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_
     else:
         if 0 < top_k < N: probs = probs * (probs >= probs.topk(top_k, -1).values[:, -1:])
         out = torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=generator)
-    return out.reshape(logits.shape[:-1])
+    return out.reshape(logits.shape[:-1]).to(logits.device)
 
 # %% ../nbs/28_musicgen.ipynb #e4c42655
 def guidance_conditions(model: MusicGen, S_sync: Tensor, F_style: Tensor, form: str = 'additive') -> tuple[Tensor, Tensor]:
