@@ -13,10 +13,12 @@ import torch
 from .config import HSMADConfig
 from .io import atomic_folder, clean_partials, discard, write_synced
 from .model import HSMAD
+from .musicgen import MusicGen
+from .unet import VARIANTS
 
 # %% auto #0
-__all__ = ['CKPT_PREFIX', 'checkpoints', 'latest_checkpoint', 'save_checkpoint', 'clean_partial_checkpoints', 'Pretrained',
-           'check_state_dict', 'load_pretrained']
+__all__ = ['CKPT_PREFIX', 'MODEL_VARIANTS', 'checkpoints', 'latest_checkpoint', 'save_checkpoint', 'clean_partial_checkpoints',
+           'build_model', 'Pretrained', 'check_state_dict', 'load_pretrained']
 
 # %% ../nbs/24_checkpoint.ipynb #49d6b26d
 CKPT_PREFIX = 'step_'
@@ -61,10 +63,17 @@ def clean_partial_checkpoints(run: str | os.PathLike) -> list[str]:
     return clean_partials(Path(run) / 'checkpoints')
 
 # %% ../nbs/24_checkpoint.ipynb #f7db251a
+MODEL_VARIANTS = (*VARIANTS, 'musicgen')
+
+def build_model(cfg: HSMADConfig) -> HSMAD | MusicGen:
+    "The untrained network of `cfg.variant`: `MusicGen` for 'musicgen', else `HSMAD`."
+    if cfg.variant not in MODEL_VARIANTS: raise ValueError(f"unknown variant {cfg.variant!r}; choose one of {MODEL_VARIANTS}")
+    return MusicGen(cfg) if cfg.variant == 'musicgen' else HSMAD(cfg)
+
 @dataclass
 class Pretrained:
-    "A trained HS-MAD: model (EMA weights), config, latent statistics, codec geometry and style encoder."
-    model: HSMAD
+    "A trained model (EMA weights; HS-MAD or a baseline), config, latent statistics, codec geometry and style encoder."
+    model: HSMAD | MusicGen
     cfg: HSMADConfig
     mean: torch.Tensor           # (C,) latent mean of the training cache
     std: torch.Tensor            # (C,) latent std
@@ -100,7 +109,7 @@ def load_pretrained(path: str | os.PathLike, device: str | torch.device = 'cpu',
     from safetensors.torch import load_file
     ck = latest_checkpoint(path)
     cfg = HSMADConfig.from_dict(_read_json(ck / 'config.json'))
-    model = HSMAD(cfg)
+    model = build_model(cfg)
     f = ck / ('model.safetensors' if ema else 'training_state.pt')
     try: sd = load_file(f) if ema else torch.load(f, map_location='cpu', weights_only=False)['model']
     except Exception as e:

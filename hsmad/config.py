@@ -141,6 +141,16 @@ class HSMADConfig:
     ema_decay: float = 0.9999      # EMA of the weights
     grad_clip: float = 1.0         # gradient-norm clip
     seed: int = 0                  # global seed
+    # --- the symbol-conditioned MusicGen baseline (variant 'musicgen'; nbs/27_rvq, nbs/28_musicgen)
+    mg_codebooks: int = 9          # K token streams: DAC 44.1 kHz's own 9 RVQ codebooks (stft codecs: a fitted RVQ)
+    mg_codebook_size: int = 1024   # N codewords per codebook (DAC's: 1024)
+    mg_dim: int = 1536             # decoder width (MusicGen-medium's)
+    mg_layers: int = 18            # decoder layers (causal self-attention + FFN), sized to HS-MAD's HSE + U-Net
+    mg_heads: int = 24             # attention heads
+    mg_ffn: int = 6144             # feed-forward width
+    mg_temperature: float = 1.0    # sampling temperature
+    mg_top_k: int = 250            # top-k sampling (MusicGen's default); 0 = off
+    mg_top_p: float = 0.0          # nucleus sampling when > 0 (then instead of top-k)
 
     @property
     def geometry(self) -> LatentGeometry:
@@ -210,6 +220,10 @@ def get_preset(name: str, **overrides) -> HSMADConfig:
     "The named preset (`tiny`, `small`, `paper`) with optional field overrides."
     if name not in _PRESETS: raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
     return HSMADConfig().replace(**{**_PRESETS[name], **overrides})
+
+# %% ../nbs/00_config.ipynb #9b2d47c5
+_PRESETS['small'].update(mg_codebooks=4, mg_codebook_size=1024, mg_dim=768, mg_layers=14, mg_heads=12, mg_ffn=3072)
+_PRESETS['tiny'].update(mg_codebooks=4, mg_codebook_size=1024, mg_dim=128, mg_layers=4, mg_heads=4, mg_ffn=512)
 
 # %% ../nbs/00_config.ipynb #a8f65f2b
 def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:

@@ -80,16 +80,23 @@ def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: f
     done = 0                                                            # frames [0, done) are generated
     gen = torch.Generator().manual_seed(seed)
     from tqdm.auto import tqdm
-    for s, L in tqdm(plan, desc='generate', unit='window', disable=not progress):
-        fm = torch.ones(1, L, dtype=torch.bool, device=dev)
-        known = None
-        if done > s:
-            km = (torch.arange(L, device=dev) < done - s)[None]
-            known = (Z[:, :, s:s + L], km)
-        z = sample(model, S[None, :, s:s + L], F_style, fm, steps=steps, w_H=w_H, w_S=w_S, form=form, sampler=sampler,
-                   generator=gen, known=known)
-        Z[:, :, max(s, done):s + L] = z[:, :, max(s, done) - s:]
-        done = s + L
+    if cfg.variant == 'musicgen':          # the autoregressive baseline: each window continues the previous one's tokens
+        from hsmad.musicgen import generate_latents
+        if codec is None and hasattr(model.tokenizer, 'attach'):       # DAC's own codes are read through the codec
+            from hsmad.data.codecs import get_codec
+            codec = get_codec(pre.codec.get('codec', cfg.codec), codec_path)
+        Z = generate_latents(model, S[None], F_style, plan, w_H=w_H, w_S=w_S, form=form, seed=seed, codec=codec, progress=progress)
+    else:
+        for s, L in tqdm(plan, desc='generate', unit='window', disable=not progress):
+            fm = torch.ones(1, L, dtype=torch.bool, device=dev)
+            known = None
+            if done > s:
+                km = (torch.arange(L, device=dev) < done - s)[None]
+                known = (Z[:, :, s:s + L], km)
+            z = sample(model, S[None, :, s:s + L], F_style, fm, steps=steps, w_H=w_H, w_S=w_S, form=form, sampler=sampler,
+                       generator=gen, known=known)
+            Z[:, :, max(s, done):s + L] = z[:, :, max(s, done) - s:]
+            done = s + L
     lat = pre.denormalize(Z)[0].cpu()
     n_samples = int(round(notes.duration * cfg.sample_rate))
     wave = np.zeros(0, np.float32)

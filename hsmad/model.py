@@ -110,11 +110,12 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     'nulls': ('hse.null_', 'null_style'),
 }
 
-def param_counts(model: nn.Module) -> dict[str, int]:
-    "Parameters of `model` per entry of `COMPONENTS` (every parameter in exactly one)."
-    out = dict.fromkeys(COMPONENTS, 0)
+def param_counts(model: nn.Module, components: dict[str, tuple[str, ...]] | None = None) -> dict[str, int]:
+    "Parameters of `model` per entry of `components` (default: HS-MAD's `COMPONENTS`; every parameter in exactly one)."
+    components = COMPONENTS if components is None else components
+    out = dict.fromkeys(components, 0)
     for name, p in model.named_parameters():
-        hits = [k for k, prefixes in COMPONENTS.items() if name.startswith(prefixes)]
+        hits = [k for k, prefixes in components.items() if name.startswith(prefixes)]
         if len(hits) != 1: raise RuntimeError(f"parameter {name} matches components {hits}; update COMPONENTS")
         out[hits[0]] += p.numel()
     return out
@@ -135,11 +136,14 @@ def cli_info(argv: list[str] | None = None) -> int:
     "`hsmad info`: parameter counts by component and level lengths of a preset and variant."
     ap = CommandParser(prog='hsmad info', description='Parameter counts by component and level lengths of an HS-MAD model.')
     ap.add_argument('--preset', default='tiny', choices=PRESETS, help='configuration preset (default: tiny)')
-    ap.add_argument('--variant', default=None, choices=tuple(VARIANTS), help="model variant (default: the preset's, hsmad)")
+    ap.add_argument('--variant', default=None, choices=(*VARIANTS, 'musicgen'), help="model variant (default: the preset's, hsmad)")
     ap.add_argument('--seconds', type=float_arg(above=0, hi=86400), default=30.0, help='clip length for the level lengths (default: 30)')
     ap.add_argument('--json', action='store_true', help='print JSON instead of a table')
     a = ap.parse_args(argv)
     cfg = get_preset(a.preset, **({} if a.variant is None else dict(variant=a.variant)))
+    if cfg.variant == 'musicgen':                       # the autoregressive baseline, beside HS-MAD's count
+        from hsmad.musicgen import print_info
+        return print_info(cfg, a.seconds, a.json)
     d = info(cfg, a.seconds)
     if a.json:
         print(json.dumps(d, indent=2)); return 0

@@ -17,7 +17,7 @@ from fastcore.basics import patch
 
 from .config import HSMADConfig, PRESETS, get_preset, parse_overrides
 from .model import HSMAD
-from .checkpoint import checkpoints, latest_checkpoint, save_checkpoint, clean_partial_checkpoints
+from .checkpoint import checkpoints, latest_checkpoint, save_checkpoint, clean_partial_checkpoints, build_model, MODEL_VARIANTS
 from .io import atomic_torch_save, atomic_write, fsync_dir
 from .errors import (CommandParser, Interrupted, UsageError, check_device, check_input_file, check_output_dir, command,
                           int_arg)
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'REWOUND_METRICS', 'lr_factor', 'EMA', 'Dist', 'setup_distributed', 'param_digest', 'NonFiniteLossError',
-           'TrainSettings', 'StepBatches', 'run_summary', 'check_run_folder', 'move_run_aside', 'Trainer',
-           'cache_dataset', 'prepare_cache', 'train_parser', 'cli_train']
+           'TrainSettings', 'StepBatches', 'run_summary', 'check_run_folder', 'move_run_aside', 'build_objective',
+           'Trainer', 'cache_dataset', 'prepare_cache', 'train_parser', 'cli_train']
 
 # %% ../nbs/25_train.ipynb #b7705bcc
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -177,8 +177,19 @@ class _Objective(nn.Module):
         super().__init__()
         self.model, self.scheduler, self.dropout = model, train_scheduler(cfg), CFGDropout(cfg.p_H, cfg.p_S)
 
+    def inputs(self, b, F_style: torch.Tensor, draw) -> tuple:
+        "The forward's arguments for a `TrainingBatch` `b` (each objective says what it reads)."
+        return b.latents, b.S_sync, b.frame_mask, F_style, draw, b.aux
+
     def forward(self, z0, S_sync, frame_mask, F_style, draw, aux):
         return diffusion_loss(self.model, self.scheduler, z0, S_sync, frame_mask, F_style, draw, self.dropout, aux)
+
+def build_objective(model: nn.Module, cfg: HSMADConfig, cache) -> nn.Module:
+    "The objective of `model`: token cross-entropy for the MusicGen baseline (`hsmad.musicgen`), else the diffusion loss."
+    if cfg.variant == 'musicgen':
+        from hsmad.musicgen import musicgen_objective
+        return musicgen_objective(model, cfg, cache)
+    return _Objective(model, cfg)
 
 class Trainer:
     "Train HS-MAD on a latent cache; one process or many under torchrun."
@@ -205,12 +216,12 @@ class Trainer:
             if removed: log.info(f"removed partial checkpoint files of a crashed run: {removed}")
         if dist.is_initialized(): dist.barrier()
         torch.manual_seed(cfg.seed)
-        self.model = HSMAD(cfg).to(self.d.device)
+        self.model = build_model(cfg).to(self.d.device)
         self.data = CropDataset(self.cache, cfg.T_H, 'train', cfg.R1, cfg.R2, style_encoder=None, length=2 ** 62,
                                 seed=cfg.seed, srm_binary=self.model.srm_binary, srm_sigma_frames=cfg.srm_sigma_frames,
                                 srm_radius=cfg.srm_radius)
         self.style = _style_table(self.out, sorted({self.cache.entries[i].style for i in self.data.indices}), cfg, self.d)
-        self.objective = _Objective(self.model, cfg)
+        self.objective = build_objective(self.model, cfg, self.cache)
         self.ddp = None
         if dist.is_initialized():
             self.ddp = nn.parallel.DistributedDataParallel(self.objective, device_ids=[self.d.device] if self.d.device.type == 'cuda' else None,
@@ -330,7 +341,7 @@ def fit(self: Trainer) -> dict:
             F_style = torch.stack([self.style[t] for t in b.style_text]).to(d.device)
             sync = self.ddp.no_sync() if (self.ddp is not None and a < self.accum - 1) else contextlib.nullcontext()
             with sync:
-                with amp: out = obj(b.latents, b.S_sync, b.frame_mask, F_style, draw, b.aux)
+                with amp: out = obj(*self.objective.inputs(b, F_style, draw))
                 (out['loss'] / self.accum).backward()
             for k, v in out.items(): sums[k] = sums.get(k, 0.0) + float(v.detach()) / self.accum
         gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -397,7 +408,6 @@ def prepare_cache(dataset: str, data_root: str | os.PathLike, codec: str, cache:
 
 def train_parser() -> argparse.ArgumentParser:
     from hsmad.data.datasets import DATASETS
-    from hsmad.unet import VARIANTS
     ap = CommandParser(prog='hsmad train', description='Train HS-MAD (one process, or many under torchrun).')
     ap.add_argument('--preset', default='tiny', choices=PRESETS)
     ap.add_argument('--dataset', default=None, choices=DATASETS, help='mini, slakh or maestro (default: what --cache holds, else mini)')
@@ -406,7 +416,7 @@ def train_parser() -> argparse.ArgumentParser:
     ap.add_argument('--codec-path', default=None, help='local weights for the dac codec')
     ap.add_argument('--steps', type=int_arg(1), default=None, help='optimisation steps (default: the preset\'s)')
     ap.add_argument('--out', required=True, help='run folder (checkpoints, metrics.jsonl, tb/)')
-    ap.add_argument('--variant', default=None, choices=tuple(VARIANTS), help='model variant (default: the preset\'s)')
+    ap.add_argument('--variant', default=None, choices=MODEL_VARIANTS, help='model variant (default: the preset\'s)')
     again = ap.add_mutually_exclusive_group()
     again.add_argument('--resume', action='store_true', help='continue from the newest checkpoint in --out (from step 0 if it has none)')
     again.add_argument('--overwrite', action='store_true', help='move a previous run in --out aside to OUT.replaced-<time>, then start')
