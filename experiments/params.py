@@ -63,9 +63,9 @@ def train_variant(variant: str, *, dataset: str, data_root, out, preset: str = '
 
 
 def train_missing(runs: dict, variants: Sequence[str], runs_dir, **train) -> dict:
-    "`runs` completed with `<runs_dir>/<variant>` for each variant of `hsmad.unet.VARIANTS` that has no run folder yet."
-    from hsmad.unet import VARIANTS
+    "`runs` completed with `<runs_dir>/<variant>` for each trainable variant (`hsmad.checkpoint.MODEL_VARIANTS`) without a run folder."
+    from hsmad.checkpoint import MODEL_VARIANTS
     out = dict(runs)
     for v in variants:
-        if v not in out and v in VARIANTS: out[v] = str(train_variant(v, out=Path(runs_dir) / v, **train))
+        if v not in out and v in MODEL_VARIANTS: out[v] = str(train_variant(v, out=Path(runs_dir) / v, **train))
     return out

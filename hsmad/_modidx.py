@@ -352,6 +352,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                      'hsmad.eval.evaluate.Evaluator.row': ('eval_evaluate.html#evaluator.row', 'hsmad/eval/evaluate.py'),
                                      'hsmad.eval.evaluate.Evaluator.style': ( 'eval_evaluate.html#evaluator.style',
                                                                               'hsmad/eval/evaluate.py'),
+                                     'hsmad.eval.evaluate.Evaluator.token_ceiling_row': ( 'eval_evaluate.html#evaluator.token_ceiling_row',
+                                                                                          'hsmad/eval/evaluate.py'),
                                      'hsmad.eval.evaluate._bin_edges': ('eval_evaluate.html#_bin_edges', 'hsmad/eval/evaluate.py'),
                                      'hsmad.eval.evaluate._cell': ('eval_evaluate.html#_cell', 'hsmad/eval/evaluate.py'),
                                      'hsmad.eval.evaluate._clean': ('eval_evaluate.html#_clean', 'hsmad/eval/evaluate.py'),

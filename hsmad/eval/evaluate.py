@@ -405,11 +405,24 @@ def model_row(self: Evaluator, row: str, run, *, w_H: float, w_S: float, steps: 
         raise ValueError(f"run {run} was trained as variant {info['variant']!r}, not {variant!r}")
     t0 = time.time()
     clips = self.generate(run, styles=styles, w_H=w_H, w_S=w_S, steps=steps, seed=seed)
+    gen_s = time.time() - t0                                  # generation (with the codec's decode), not the scoring
     r = self.row(row, 'model', clips, prompted=styles, fad=fad, **({} if variant is None else dict(variant=variant)),
                  run=str(getattr(run, 'path', run)), train_step=info['train_step'], w_H=w_H, w_S=w_S, steps=steps, seed=seed,
                  status='ok', **extra)
-    r['seconds'] = round(time.time() - t0, 1)
+    r.update(seconds=round(time.time() - t0, 1), gen_s_per_audio_s=round(gen_s / (len(clips) * self.clip_seconds), 4))
     return r
+
+@patch
+def token_ceiling_row(self: Evaluator, run) -> dict:
+    "The ceiling of a token model (MusicGen): the ground truth through the codec and the run's tokenizer and back."
+    from hsmad.checkpoint import load_pretrained
+    from hsmad.rvq import token_round_trip
+    pre = load_pretrained(run) if isinstance(run, (str, os.PathLike)) else run
+    tok = getattr(pre.model, 'tokenizer', None)
+    if tok is None: raise ValueError(f"{getattr(pre, 'path', run)}: not a token model (no tokenizer); the token ceiling needs a MusicGen run")
+    rt = [(token_round_trip(a, self.codec, tok, pre.mean, pre.std), self.sr) for a in self.gt]
+    name = getattr(tok, 'name', None) or f'{type(tok).__name__}'
+    return self.row(f'token round trip ({name})', 'ceiling', rt, run=str(run if isinstance(run, (str, os.PathLike)) else pre.path))
 
 @patch
 def header(self: Evaluator, **kw) -> dict:
@@ -428,7 +441,7 @@ COLUMNS = ['row', 'kind', 'variant', 'run', 'transcriber', 'n_clips', 'precision
            'f1_mean', 'tae_s', 'tae_s_ci95_lo', 'tae_s_ci95_hi', 'velocity_r', 'velocity_r_ci95_lo', 'velocity_r_ci95_hi',
            'n_ref', 'n_est', 'n_matched', 'fad', 'fad_ci95_lo', 'fad_ci95_hi', 'fad_embedder', 'style_adherence',
            'style_adherence_ci95_lo', 'style_adherence_ci95_hi', 'style_measure', 'style_n', 'tae_slope_s_per_s',
-           'w_H', 'w_S', 'steps', 'status']
+           'w_H', 'w_S', 'steps', 'gen_s_per_audio_s', 'status']
 
 def placeholder_row(row: str, status: str, **extra) -> dict:
     "A table row whose model does not exist yet: every number null, the status says why."
