@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 from typing import Any, Sequence
 
 # %% auto #0
-__all__ = ['PRESETS', 'LatentGeometry', 'HSMADConfig', 'get_preset', 'parse_overrides']
+__all__ = ['PRESETS', 'LatentGeometry', 'HSMADConfig', 'get_preset', 'parse_overrides', 'resolve_device']
 
 # %% ../nbs/00_config.ipynb #47f69a1d
 @dataclass(frozen=True)
@@ -204,3 +204,11 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
         try: out[k.strip()] = json.loads(v)
         except json.JSONDecodeError: out[k.strip()] = v
     return out
+
+# %% ../nbs/00_config.ipynb #08aca552
+def resolve_device(device: str | torch.device = 'auto') -> torch.device:
+    "`'auto'` -> `cuda:LOCAL_RANK` when CUDA is available, else `cpu`; any other name (or a `torch.device`) as a `torch.device`."
+    import os, torch                   # config itself does not need torch
+    if isinstance(device, torch.device): return device
+    if device != 'auto': return torch.device(device)
+    return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if torch.cuda.is_available() else torch.device('cpu')
