@@ -4,12 +4,13 @@
 
 # %% ../nbs/00_config.ipynb #090267c7
 from __future__ import annotations
-import dataclasses, json, math
+import contextlib, dataclasses, json, math
 from dataclasses import dataclass, field, asdict
 from typing import Any, Sequence
 
 # %% auto #0
-__all__ = ['PRESETS', 'LatentGeometry', 'HSMADConfig', 'get_preset', 'parse_overrides', 'resolve_device']
+__all__ = ['PRESETS', 'PRECISIONS', 'LatentGeometry', 'HSMADConfig', 'get_preset', 'parse_overrides', 'resolve_device',
+           'inference_precision']
 
 # %% ../nbs/00_config.ipynb #47f69a1d
 @dataclass(frozen=True)
@@ -212,3 +213,20 @@ def resolve_device(device: str | torch.device = 'auto') -> torch.device:
     if isinstance(device, torch.device): return device
     if device != 'auto': return torch.device(device)
     return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if torch.cuda.is_available() else torch.device('cpu')
+
+PRECISIONS = ('auto', 'fp32', 'bf16')
+
+@contextlib.contextmanager
+def inference_precision(device: str | torch.device, precision: str = 'auto'):
+    "bf16 autocast (`bf16`; `auto` on CUDA) or float32 (`fp32`; `auto` elsewhere); TF32 inside on CUDA. Yields the choice."
+    import torch
+    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+    dev = resolve_device(device)
+    if precision == 'auto': precision = 'bf16' if dev.type == 'cuda' else 'fp32'
+    cuda = dev.type == 'cuda'
+    if cuda: old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        if cuda: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == 'bf16'): yield precision
+    finally:
+        if cuda: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

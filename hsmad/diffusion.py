@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_diffusion.ipynb #694c9ab4
 from __future__ import annotations
-import contextlib, hashlib, time
+import hashlib, time
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -14,14 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from diffusers import DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler
 
-from .config import HSMADConfig
+from .config import HSMADConfig, inference_precision
 from .data.labels import AuxLabels
 from .hse import StructureFeatures
 
 # %% auto #0
-__all__ = ['PREDICTIONS', 'SAMPLERS', 'CFG_FORMS', 'PRECISIONS', 'train_scheduler', 'sampler_scheduler', 'NoiseDraw',
-           'sample_seed', 'draw_noise', 'CFGDropout', 'diffusion_target', 'masked_mse', 'diffusion_loss', 'combine_cfg',
-           'GuidanceConditions', 'guided_prediction', 'inference_precision', 'sample', 'toy_prediction_study']
+__all__ = ['PREDICTIONS', 'SAMPLERS', 'CFG_FORMS', 'train_scheduler', 'sampler_scheduler', 'NoiseDraw', 'sample_seed',
+           'draw_noise', 'CFGDropout', 'diffusion_target', 'masked_mse', 'diffusion_loss', 'combine_cfg',
+           'GuidanceConditions', 'guided_prediction', 'sample', 'toy_prediction_study']
 
 # %% ../nbs/23_diffusion.ipynb #bb997029
 PREDICTIONS = ('epsilon', 'v_prediction')
@@ -172,22 +172,6 @@ def guided_prediction(model, z_t: Tensor, t, gc: GuidanceConditions, w_H: float,
     return combine_cfg(e_uu, e_hu, e_3, w_H, w_S, gc.form)
 
 # %% ../nbs/23_diffusion.ipynb #1732ae16
-PRECISIONS = ('auto', 'fp32', 'bf16')
-
-@contextlib.contextmanager
-def inference_precision(device: torch.device, precision: str = 'auto'):
-    "bf16 autocast (`bf16`; `auto` on CUDA) or float32 (`fp32`; `auto` elsewhere); on CUDA, TF32 matmuls inside. Yields the choice."
-    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
-    dev = torch.device(device)
-    if precision == 'auto': precision = 'bf16' if dev.type == 'cuda' else 'fp32'
-    cuda = dev.type == 'cuda'
-    if cuda: old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    try:
-        if cuda: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == 'bf16'): yield precision
-    finally:
-        if cuda: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
 @torch.no_grad()
 def sample(model, S_sync: Tensor, F_style: Tensor, frame_mask: Tensor | None = None, *, steps: int = 25,
            w_H: float = 2.0, w_S: float = 2.0, form: str = 'additive', sampler: str = 'dpm++',
