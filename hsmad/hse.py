@@ -289,8 +289,9 @@ def aux_losses(pred: AuxPredictions, labels: AuxLabels, mask_M: Tensor) -> dict[
     y, m = _clip_label(labels.tempo, labels.tempo_mask, B, 'tempo')
     out['tempo'] = zero if y is None else _masked_avg((pred.tempo - y.float()) ** 2, m)
     y, m = _clip_label(labels.key, labels.key_mask, B, 'key')
-    if y is not None and y.device.type == 'cpu' and not torch.compiler.is_compiling():   # checked where it costs no GPU sync
-        if ((y[m] < 0) | (y[m] > 23)).any(): raise ValueError("AuxLabels.key must be in 0..23 where key_mask is True")
+    if y is not None and y.device.type == 'cpu' and not torch.compiler.is_compiling():   # host labels only: never a GPU sync
+        k = y.numpy()[m.numpy()]
+        if ((k < 0) | (k > 23)).any(): raise ValueError("AuxLabels.key must be in 0..23 where key_mask is True")
     out['key'] = zero if y is None else _masked_avg(F.cross_entropy(pred.key, y.long().clamp(0, 23), reduction='none'), m)
     return out
 
