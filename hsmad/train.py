@@ -447,10 +447,13 @@ def train_parser() -> argparse.ArgumentParser:
     ap.add_argument('--batch-size', type=int, default=None, help='global batch (default: the preset\'s)')
     ap.add_argument('--micro-batch', type=int, default=0, help='crops per rank per forward (default: batch / ranks)')
     ap.add_argument('--seed', type=int, default=None)
-    ap.add_argument('--ckpt-every', type=int, default=500)
+    ap.add_argument('--ckpt-every', type=int, default=0, help='checkpoint every N steps (default 0: max(500, steps // 200))')
     ap.add_argument('--keep-last', type=int, default=3)
     ap.add_argument('--log-every', type=int, default=10)
-    ap.add_argument('--workers', type=int, default=0, help='DataLoader workers per rank')
+    ap.add_argument('--workers', type=int, default=-1, help='DataLoader workers per rank (default: 0 on CPU, min(8, CPUs per GPU - 1) on CUDA)')
+    ap.add_argument('--no-pin-memory', action='store_true', help='pageable batches and blocking copies (CUDA)')
+    ap.add_argument('--compile', action='store_true', help='torch.compile the network and loss')
+    ap.add_argument('--checkpointing', action='store_true', help='activation checkpointing (less memory, one more forward per block)')
     ap.add_argument('--device', default='auto', help='auto, cpu or cuda')
     ap.add_argument('--no-bf16', action='store_true', help='train in float32 on CUDA')
     ap.add_argument('--stop-after', type=int, default=None, help='stop after this step (time-boxed jobs)')
@@ -478,8 +481,9 @@ def cli_train(argv: list[str] | None = None) -> int:
             raise ValueError(f"{cache} is not an encoded cache; give --data-root to encode one")
         ts = TrainSettings(out=a.out, cache=cache, micro_batch=a.micro_batch, ckpt_every=a.ckpt_every, keep_last=a.keep_last,
                            log_every=a.log_every, workers=a.workers, device=a.device, bf16=not a.no_bf16, resume=a.resume,
+                           pin_memory=not a.no_pin_memory, compile=a.compile, checkpointing=a.checkpointing,
                            progress=not a.no_progress, tensorboard=not a.no_tensorboard, stop_after=a.stop_after)
-        if int(os.environ.get('WORLD_SIZE', 1)) > 1: setup_distributed(a.device); dist.barrier()   # wait for rank 0's cache
+        if int(os.environ.get('RANK', 0)) > 0: wait_for_cache(cache)            # outside any collective: no watchdog
         last = Trainer(cfg, ts).fit()
     except (ValueError, TypeError, FileNotFoundError, NonFiniteLossError) as e:
         print(f"hsmad train: error: {e}", file=sys.stderr); return 2
