@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .config import HSMADConfig
+from .config import HSMADConfig, resolve_device
 from .io import atomic_folder, clean_partials, discard, write_synced
 from .model import HSMAD
 from .musicgen import MusicGen
@@ -105,7 +105,7 @@ def check_state_dict(model: torch.nn.Module, sd: dict, source) -> None:
                          f"or does its config.json belong to another run?")
 
 def load_pretrained(path: str | os.PathLike, device: str | torch.device = 'cpu', ema: bool = True) -> Pretrained:
-    "Load a run folder (its newest checkpoint) or a checkpoint folder: `load_pretrained('runs/tiny').model`."
+    "Load a run folder (its newest checkpoint) or a checkpoint folder: `load_pretrained('runs/tiny').model`; `device='auto'`: the GPU if any."
     from safetensors.torch import load_file
     ck = latest_checkpoint(path)
     cfg = HSMADConfig.from_dict(_read_json(ck / 'config.json'))
@@ -121,5 +121,5 @@ def load_pretrained(path: str | os.PathLike, device: str | torch.device = 'cpu',
     sty = _read_json(ck / 'style.json') if (ck / 'style.json').is_file() else dict(name=cfg.style_encoder)
     table = torch.load(ck / 'style_table.pt', map_location='cpu') if (ck / 'style_table.pt').is_file() else {}
     state = _read_json(ck / 'state.json') if (ck / 'state.json').is_file() else {}
-    return Pretrained(model.to(device).eval(), cfg, torch.tensor(st['mean']), torch.tensor(st['std']), st.get('codec', {}),
+    return Pretrained(model.to(resolve_device(device)).eval(), cfg, torch.tensor(st['mean']), torch.tensor(st['std']), st.get('codec', {}),
                       sty['name'], table, int(state.get('step', 0)), ck)

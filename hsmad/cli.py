@@ -10,7 +10,7 @@ import numpy as np
 from .errors import (CommandParser, UsageError, command, int_arg, float_arg, check_output_file, check_output_dir,
                           VERBOSE_FLAG)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger('hsmad.cli')   # by name: also when run as `python -m hsmad.cli`
 
 # %% auto #0
 __all__ = ['log', 'COMMANDS', 'RENAMED', 'EPILOG', 'MAX_ROLL_FRAMES', 'main', 'cli_roll', 'cli_srm_figure']

@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_config.ipynb #090267c7
 from __future__ import annotations
-import dataclasses, json, math
+import contextlib, dataclasses, json, math
 from dataclasses import dataclass, field, asdict
 from typing import Any, Sequence
 
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['PRESETS', 'LatentGeometry', 'ConfigError', 'HSMADConfig', 'get_preset', 'parse_overrides']
+__all__ = ['PRESETS', 'PRECISIONS', 'LatentGeometry', 'ConfigError', 'HSMADConfig', 'get_preset', 'parse_overrides',
+           'resolve_device', 'inference_precision']
 
 # %% ../nbs/00_config.ipynb #47f69a1d
 @dataclass(frozen=True)
@@ -235,3 +236,28 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
         try: out[k.strip()] = json.loads(v)
         except json.JSONDecodeError: out[k.strip()] = v
     return out
+
+# %% ../nbs/00_config.ipynb #08aca552
+def resolve_device(device: str | torch.device = 'auto') -> torch.device:
+    "`'auto'` -> `cuda:LOCAL_RANK` when CUDA is available, else `cpu`; any other name (or a `torch.device`) as a `torch.device`."
+    import os, torch                   # config itself does not need torch
+    if isinstance(device, torch.device): return device
+    if device != 'auto': return torch.device(device)
+    return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if torch.cuda.is_available() else torch.device('cpu')
+
+PRECISIONS = ('auto', 'fp32', 'bf16')
+
+@contextlib.contextmanager
+def inference_precision(device: str | torch.device, precision: str = 'auto'):
+    "bf16 autocast (`bf16`; `auto` on CUDA) or float32 (`fp32`; `auto` elsewhere); TF32 inside on CUDA. Yields the choice."
+    import torch
+    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+    dev = resolve_device(device)
+    if precision == 'auto': precision = 'bf16' if dev.type == 'cuda' else 'fp32'
+    cuda = dev.type == 'cuda'
+    if cuda: old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        if cuda: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == 'bf16'): yield precision
+    finally:
+        if cuda: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from diffusers import DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler
 
-from .config import HSMADConfig
+from .config import HSMADConfig, inference_precision
 from .data.labels import AuxLabels
 from .hse import StructureFeatures
 
@@ -60,14 +60,16 @@ def sample_seed(seed: int, index: int) -> int:
     "A 63-bit generator seed for sample `index` of a run with `seed`."
     return int.from_bytes(hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest(), 'little') >> 1
 
-def draw_noise(seed: int, indices: Sequence[int], C: int, T: int, num_timesteps: int) -> NoiseDraw:
-    "The randomness of samples `indices` (global indices in the run), each from its own generator."
+def draw_noise(seed: int, indices: Sequence[int], C: int, T: int, num_timesteps: int,
+               device: str | torch.device | None = None) -> NoiseDraw:
+    "The randomness of samples `indices` (global indices in the run), each from its own generator on `device` (default CPU)."
+    dev = torch.device('cpu' if device is None else device)
     ts, ns, uh, us = [], [], [], []
     for i in indices:
-        g = torch.Generator().manual_seed(sample_seed(seed, int(i)))
-        ts.append(torch.randint(0, num_timesteps, (1,), generator=g))
-        uh.append(torch.rand(1, generator=g)); us.append(torch.rand(1, generator=g))
-        ns.append(torch.randn(C, T, generator=g))
+        g = torch.Generator(device=dev).manual_seed(sample_seed(seed, int(i)))
+        ts.append(torch.randint(0, num_timesteps, (1,), generator=g, device=dev))
+        uh.append(torch.rand(1, generator=g, device=dev)); us.append(torch.rand(1, generator=g, device=dev))
+        ns.append(torch.randn(C, T, generator=g, device=dev))
     return NoiseDraw(torch.cat(ts), torch.stack(ns), torch.cat(uh), torch.cat(us))
 
 # %% ../nbs/23_diffusion.ipynb #fe2e3bb5
@@ -85,7 +87,7 @@ class CFGDropout:
                  ) -> tuple[StructureFeatures, Tensor]:
         "Features and style with sample `b` dropped where `u_H[b] < p_H` (structure) / `u_S[b] < p_S` (style)."
         drop_H, drop_S = (u_H < self.p_H).to(F_style.device), (u_S < self.p_S).to(F_style.device)
-        null = model.hse.null(feats.mask_H[:, :feats.T_H])
+        null = model.hse.null_like(feats)
         out = replace(feats.where(~drop_H, null), aux=feats.aux)
         F_style = torch.where(drop_S[:, None], model.null_style_batch(len(drop_S)).to(F_style.dtype), F_style)
         return out, F_style
@@ -104,19 +106,20 @@ def masked_mse(pred: Tensor, target: Tensor, frame_mask: Tensor) -> Tensor:
     se = ((pred.float() - target.float()) ** 2 * m).sum((1, 2))
     return se / (m.sum((1, 2)) * pred.shape[1]).clamp_min(1.0)
 
-def diffusion_loss(model, scheduler: DDPMScheduler, z0: Tensor, S_sync: Tensor, frame_mask: Tensor, F_style: Tensor,
+def diffusion_loss(model, scheduler: DDPMScheduler, z0: Tensor, S_sync: Tensor, frame_mask: Tensor | None, F_style: Tensor,
                    draw: NoiseDraw, dropout: CFGDropout, aux_labels=None) -> dict[str, Tensor]:
-    "`{'loss', 'ldm', 'aux', 'aux_chroma', ...}` for normalised latents `z0` (B, C, T) under their S_sync and style."
-    frame_mask = frame_mask.bool()
+    "`{'loss', 'ldm', 'aux', 'aux_chroma', ...}` for normalised latents `z0` (B, C, T); `frame_mask` None = all frames real."
+    net_mask = frame_mask                                                   # what the network sees (None: no mask at all)
+    frame_mask = torch.ones(z0.shape[0], z0.shape[-1], dtype=torch.bool, device=z0.device) if frame_mask is None else frame_mask.bool()
     m = frame_mask[:, None].to(z0.dtype)
     z0, noise = z0 * m, draw.noise.to(z0) * m                                # padded frames: exactly zero
     t = draw.t.to(z0.device)
     z_t = scheduler.add_noise(z0, noise, t)                                 # √ᾱ z0 + √(1-ᾱ) ε
     target = diffusion_target(scheduler, z0, noise, t)
-    feats = model.encode_structure(S_sync, frame_mask)                      # the HSE sees the condition, always
+    feats = model.encode_structure(S_sync, net_mask)                        # the HSE sees the condition, always
     aux = model.aux_loss(feats, aux_labels or AuxLabels())
     feats, F_style = dropout(model, feats, F_style, draw.u_H, draw.u_S)
-    pred = model(z_t, t, feats, F_style, frame_mask)
+    pred = model(z_t, t, feats, F_style)                                    # the features carry the mask
     ldm = masked_mse(pred, target, frame_mask).mean()
     out = dict(loss=ldm + aux['total'], ldm=ldm, aux=aux['total'])
     out.update({f'aux_{k}': v for k, v in aux.items() if k != 'total'})
@@ -135,7 +138,7 @@ class GuidanceConditions:
     "The 3B conditions of one generation: structure and style of the three guided terms, stacked on the batch."
     feats: StructureFeatures  # (3B, ...) [∅_H | C_H | ∅_H (additive) or C_H (nested)]
     F_style: Tensor           # (3B, style_dim) [∅_S | ∅_S | C_S]
-    frame_mask: Tensor        # (3B, T_H) bool
+    frame_mask: Tensor | None # (3B, T_H) bool, or None when every frame is real
     form: str                 # 'additive' or 'nested'
 
     @property
@@ -145,18 +148,18 @@ class GuidanceConditions:
     def build(cls, model, feats: StructureFeatures, F_style: Tensor, form: str = 'additive') -> GuidanceConditions:
         "From the HSE output `feats` (B) and `F_style` (B, style_dim): nulls from the model, no new HSE pass."
         if form not in CFG_FORMS: raise ValueError(f"unknown guidance form {form!r}; choose one of {CFG_FORMS}")
-        fm = feats.mask_H[:, :feats.T_H]
-        null_H, null_S = model.hse.null(fm), model.null_style_batch(feats.batch_size).to(F_style.dtype)
+        fm = None if feats.full else feats.mask_H[:, :feats.T_H].repeat(3, 1)
+        null_H, null_S = model.hse.null_like(feats), model.null_style_batch(feats.batch_size).to(F_style.dtype)
         feats = replace(feats, aux=None)
         third = null_H if form == 'additive' else feats
-        return cls(StructureFeatures.cat([null_H, feats, third]), torch.cat([null_S, null_S, F_style]), fm.repeat(3, 1), form)
+        return cls(StructureFeatures.cat([null_H, feats, third]), torch.cat([null_S, null_S, F_style]), fm, form)
 
-    def split(self, i: int) -> tuple[StructureFeatures, Tensor, Tensor]:
+    def split(self, i: int) -> tuple[StructureFeatures, Tensor, Tensor | None]:
         "The conditions of term `i` (0, 1, 2) alone, batch B."
         sl = slice(i * self.B, (i + 1) * self.B)
         f = self.feats
-        fe = StructureFeatures(f.F_event[sl], f.F_local[sl], f.F_global[sl], f.mask_H[sl], f.mask_M[sl], f.mask_L[sl], f.T_H)
-        return fe, self.F_style[sl], self.frame_mask[sl]
+        fe = StructureFeatures(f.F_event[sl], f.F_local[sl], f.F_global[sl], f.mask_H[sl], f.mask_M[sl], f.mask_L[sl], f.T_H, None, f.full)
+        return fe, self.F_style[sl], None if self.frame_mask is None else self.frame_mask[sl]
 
 def guided_prediction(model, z_t: Tensor, t, gc: GuidanceConditions, w_H: float, w_S: float,
                       batched: bool = True) -> Tensor:
@@ -173,18 +176,23 @@ def guided_prediction(model, z_t: Tensor, t, gc: GuidanceConditions, w_H: float,
 def sample(model, S_sync: Tensor, F_style: Tensor, frame_mask: Tensor | None = None, *, steps: int = 25,
            w_H: float = 2.0, w_S: float = 2.0, form: str = 'additive', sampler: str = 'dpm++',
            generator: torch.Generator | None = None, known: tuple[Tensor, Tensor] | None = None,
-           cache_structure: bool = True, batched: bool = True) -> Tensor:
+           cache_structure: bool = True, batched: bool = True, precision: str = 'auto') -> Tensor:
     "Normalised latents (B, C, T_H) for `S_sync` (B, 3P, T_H) and `F_style` (B, style_dim) with decoupled CFG."
     if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
+    with inference_precision(S_sync.device, precision):
+        return _sample(model, S_sync, F_style, frame_mask, steps, w_H, w_S, form, sampler, generator, known, cache_structure, batched)
+
+def _sample(model, S_sync, F_style, frame_mask, steps, w_H, w_S, form, sampler, generator, known, cache_structure, batched):
     B, _, T = S_sync.shape
     dev = S_sync.device
     fm = torch.ones(B, T, dtype=torch.bool, device=dev) if frame_mask is None else frame_mask.bool().to(dev)
+    net_mask = None if frame_mask is None or bool(fm.all()) else fm     # all real: no mask for the network (one check)
     sch = sampler_scheduler(model.cfg, sampler)
     sch.set_timesteps(steps, device=dev)
     gen_dev = 'cpu' if generator is None else generator.device
     noise = lambda: torch.randn(B, model.cfg.latent_channels, T, generator=generator, device=gen_dev).to(dev)
     m = fm[:, None].to(torch.float32)
-    feats = model.encode_structure(S_sync, fm)
+    feats = model.encode_structure(S_sync, net_mask)
     gc = GuidanceConditions.build(model, feats, F_style, form)
     z = noise() * sch.init_noise_sigma * m
     if known is not None:
@@ -192,10 +200,10 @@ def sample(model, S_sync: Tensor, F_style: Tensor, frame_mask: Tensor | None = N
         eps_known = noise()
         z = torch.where(k_mask, sch.add_noise(z_known, eps_known, sch.timesteps[:1].repeat(B)), z)
     for i, t in enumerate(sch.timesteps):
-        if not cache_structure: gc = GuidanceConditions.build(model, model.encode_structure(S_sync, fm), F_style, form)
+        if not cache_structure: gc = GuidanceConditions.build(model, model.encode_structure(S_sync, net_mask), F_style, form)
         tb = t.reshape(1).repeat(3 * B if batched else B)
         pred = guided_prediction(model, sch.scale_model_input(z, t), tb, gc, w_H, w_S, batched)
-        z = sch.step(pred, t, z).prev_sample * m
+        z = sch.step(pred.float(), t, z).prev_sample * m                  # the scheduler in float32
         if known is not None:
             if i + 1 < len(sch.timesteps): zk = sch.add_noise(z_known, eps_known, sch.timesteps[i + 1:i + 2].repeat(B))
             else: zk = z_known

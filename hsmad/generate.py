@@ -113,7 +113,7 @@ def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: f
 # %% ../nbs/26_generate.ipynb #230848d5
 def generate_clips(run: str | os.PathLike | Pretrained, notes: Sequence[Notes], styles: Sequence[str], seconds: float, *,
                    w_H: float | None = None, w_S: float | None = None, steps: int | None = None, seed: int = 0,
-                   device: str = 'cpu', **kw) -> list[tuple[np.ndarray, int]]:
+                   device: str = 'auto', **kw) -> list[tuple[np.ndarray, int]]:
     "One `(audio, sample_rate)` of exactly `seconds` per (notes, style) request, in order, from a run or checkpoint folder."
     if len(notes) != len(styles): raise ValueError(f"{len(notes)} note tables but {len(styles)} styles")
     pre = run if isinstance(run, Pretrained) else load_pretrained(run, device=device)
@@ -155,7 +155,7 @@ def generate_parser() -> argparse.ArgumentParser:
     ap.add_argument('--overlap', type=float_arg(0), default=None, help='window overlap in seconds for long MIDI (default: a quarter window)')
     ap.add_argument('--codec-path', default=None, help='local codec weights (dac)')
     ap.add_argument('--style-path', default=None, help='local style-encoder checkpoint (clap, t5)')
-    ap.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or mps')
+    ap.add_argument('--device', default='auto', help='auto (the GPU if there is one), cpu, cuda[:N] or mps')
     ap.add_argument('--no-progress', action='store_true', help='no progress bar')
     return ap
 

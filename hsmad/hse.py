@@ -17,9 +17,9 @@ from .config import HSMADConfig, get_preset
 from .data.labels import AuxLabels
 
 # %% auto #0
-__all__ = ['LOG_BPM_CENTER', 'rotary', 'Attention', 'check_frame_mask', 'pad_to_multiple', 'downsample_mask', 'StridedDownsample',
-           'FeedForward', 'ConvModule', 'ConformerBlock', 'ConformerStage', 'AuxPredictions', 'StructureFeatures',
-           'masked_mean_pool', 'AuxHeads', 'aux_losses', 'HSE']
+__all__ = ['LOG_BPM_CENTER', 'rotary', 'Attention', 'check_frame_mask', 'pad_to_multiple', 'downsample_mask', 'prefix_lengths',
+           'StridedDownsample', 'FeedForward', 'ConvModule', 'ConformerBlock', 'ConformerStage', 'AuxPredictions',
+           'StructureFeatures', 'masked_mean_pool', 'AuxHeads', 'aux_losses', 'HSE']
 
 # %% ../nbs/20_hse.ipynb #5e81e9c4
 def rotary(x: Tensor, pos: Tensor, base: float = 10_000.0) -> Tensor:
@@ -45,8 +45,9 @@ class Attention(nn.Module):
         self.kv = nn.Linear(d_kv or d_q, 2 * d_q)
         self.out = nn.Linear(d_q, d_q)
 
-    def forward(self, x: Tensor, ctx: Tensor | None = None, k_mask: Tensor | None = None) -> Tensor:
-        "`x` (B, T_q, d_q) attends to `ctx` (B, T_k, d_kv) (default: `x`); `k_mask` (B, T_k) bool, True = real."
+    def forward(self, x: Tensor, ctx: Tensor | None = None, k_mask: Tensor | int | None = None) -> Tensor:
+        """`x` (B, T_q, d_q) attends to `ctx` (B, T_k, d_kv) (default: `x`). Real keys: `k_mask` (B, T_k) bool (True = real),
+        an int `n` (the first `n` keys of every clip: the rest are cut off, no mask), or None (all)."""
         ctx = x if ctx is None else ctx
         B, Tq, D = x.shape
         Tk, H = ctx.shape[1], self.heads
@@ -56,9 +57,13 @@ class Attention(nn.Module):
         if self.rotary or self.window:
             if Tq != Tk: raise ValueError(f"positional attention needs query and key at the same level, got T_q={Tq}, T_k={Tk}")
         if self.rotary: q, k = rotary(q, pos), rotary(k, pos)
-        mask = None if k_mask is None else k_mask[:, None, None, :].bool()        # (B, 1, 1, T_k)
+        mask = None
+        if isinstance(k_mask, int):                                               # a prefix shared by every clip
+            if not 0 < k_mask <= Tk: raise ValueError(f"k_mask={k_mask} real keys, but there are T_k={Tk}")
+            k, v = k[:, :, :k_mask], v[:, :, :k_mask]                             # 2 x (B, H, n, dh)
+        elif k_mask is not None: mask = k_mask[:, None, None, :].bool()           # (B, 1, 1, T_k)
         if self.window:
-            near = (pos[:, None] - pos[None, :]).abs() <= self.window             # (T_q, T_k)
+            near = (pos[:, None] - pos[None, :k.shape[2]]).abs() <= self.window   # (T_q, T_k)
             mask = near if mask is None else mask & near                          # (B, 1, T_q, T_k)
             mask = mask | ~mask.any(-1, keepdim=True)                             # rows with no key: attend all (padded queries only)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
@@ -70,7 +75,7 @@ def check_frame_mask(frame_mask: Tensor, B: int, T: int) -> Tensor:
     if frame_mask.shape != (B, T):
         raise ValueError(f"frame_mask must have shape (B, T_H)=({B}, {T}), got {tuple(frame_mask.shape)}")
     frame_mask = frame_mask.bool()
-    if not frame_mask.any(-1).all():
+    if not torch.compiler.is_compiling() and not frame_mask.any(-1).all():      # reading the mask is a host sync: eager only
         raise ValueError("frame_mask has a sample with no real frame; drop empty clips before the model")
     return frame_mask
 
@@ -86,6 +91,10 @@ def downsample_mask(mask: Tensor, R: int) -> Tensor:
     B, L = mask.shape
     if L % R: raise ValueError(f"mask length {L} is not a multiple of R={R}")
     return mask.view(B, L // R, R).any(-1)
+
+def prefix_lengths(T_H: int, R1: int, R2: int) -> tuple[int, int, int]:
+    "Real frames at T_H, T_M, T_L of a clip whose T_H frames are all real: `(T_H, ⌈T_H/R1⌉, ⌈T_H/(R1·R2)⌉)`."
+    return T_H, -(-T_H // R1), -(-T_H // (R1 * R2))
 
 # %% ../nbs/20_hse.ipynb #c345e34f
 class StridedDownsample(nn.Module):
@@ -140,9 +149,10 @@ class ConformerBlock(nn.Module):
         self.conv = ConvModule(d, kernel, dropout)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, keys: Tensor | int | None = None) -> Tensor:
+        "`mask` (B, T) zeroes padded frames; `keys` tells the attention which keys are real (default: `mask`; see `Attention`)."
         x = x + 0.5 * self.ff1(x)
-        x = x + self.attn_drop(self.attn(self.attn_norm(x), k_mask=mask))
+        x = x + self.attn_drop(self.attn(self.attn_norm(x), k_mask=mask if keys is None else keys))
         x = x + self.conv(x, mask)
         x = x + 0.5 * self.ff2(x)
         return self.norm(x) * mask[..., None].to(x.dtype)         # padded frames are exactly zero
@@ -153,8 +163,8 @@ class ConformerStage(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(ConformerBlock(d, heads, ffn, kernel, dropout) for _ in range(n))
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        for b in self.blocks: x = b(x, mask)
+    def forward(self, x: Tensor, mask: Tensor, keys: Tensor | int | None = None) -> Tensor:
+        for b in self.blocks: x = b(x, mask, keys)
         return x
 
 # %% ../nbs/20_hse.ipynb #93cd4617
@@ -189,6 +199,7 @@ class StructureFeatures:
     mask_L: Tensor     # (B, T_Lp) bool
     T_H: int           # unpadded number of frames
     aux: AuxPredictions | None = None  # auxiliary-head outputs (None for null features or without aux heads)
+    full: bool = False # every clip's T_H frames are real (the HSE ran without a frame mask): real keys are prefixes
 
     @property
     def batch_size(self) -> int: return self.F_event.shape[0]
@@ -197,19 +208,25 @@ class StructureFeatures:
         "`{'event': (F_event, mask_H), 'local': ..., 'global': ...}`."
         return dict(event=(self.F_event, self.mask_H), local=(self.F_local, self.mask_M), **{'global': (self.F_global, self.mask_L)})
 
+    def key_masks(self) -> tuple[Tensor | int, Tensor | int, Tensor | int]:
+        "Real keys of the three levels for `Attention`: prefix lengths when `full` (no mask tensor), else the masks."
+        if not self.full: return self.mask_H, self.mask_M, self.mask_L
+        L_H, L_M, L_L = self.mask_H.shape[1], self.mask_M.shape[1], self.mask_L.shape[1]
+        return prefix_lengths(self.T_H, L_H // L_M, L_M // L_L)
+
     def where(self, keep: Tensor, other: StructureFeatures) -> StructureFeatures:
         "Per sample: these features where `keep` (B,) is True, `other`'s where False (masks are kept from self)."
         if other.T_H != self.T_H or other.F_event.shape != self.F_event.shape:
             raise ValueError("where: both StructureFeatures must have the same batch size and lengths")
         return replace(self, F_event=_where(keep, self.F_event, other.F_event), F_local=_where(keep, self.F_local, other.F_local),
-                       F_global=_where(keep, self.F_global, other.F_global), aux=None)
+                       F_global=_where(keep, self.F_global, other.F_global), aux=None, full=self.full and other.full)
 
     @staticmethod
     def cat(xs: Sequence[StructureFeatures]) -> StructureFeatures:
         "Concatenate along the batch (all must share `T_H`), e.g. for one batched guidance pass."
         if len({x.T_H for x in xs}) != 1: raise ValueError(f"cat: T_H differs: {[x.T_H for x in xs]}")
-        t = {f.name: torch.cat([getattr(x, f.name) for x in xs]) for f in fields(StructureFeatures) if f.name not in ('T_H', 'aux')}
-        return StructureFeatures(**t, T_H=xs[0].T_H, aux=AuxPredictions.cat([x.aux for x in xs]))
+        t = {f.name: torch.cat([getattr(x, f.name) for x in xs]) for f in fields(StructureFeatures) if f.name not in ('T_H', 'aux', 'full')}
+        return StructureFeatures(**t, T_H=xs[0].T_H, aux=AuxPredictions.cat([x.aux for x in xs]), full=all(x.full for x in xs))
 
     def detach(self) -> StructureFeatures:
         return replace(self, F_event=self.F_event.detach(), F_local=self.F_local.detach(), F_global=self.F_global.detach())
@@ -272,7 +289,9 @@ def aux_losses(pred: AuxPredictions, labels: AuxLabels, mask_M: Tensor) -> dict[
     y, m = _clip_label(labels.tempo, labels.tempo_mask, B, 'tempo')
     out['tempo'] = zero if y is None else _masked_avg((pred.tempo - y.float()) ** 2, m)
     y, m = _clip_label(labels.key, labels.key_mask, B, 'key')
-    if y is not None and ((y[m] < 0) | (y[m] > 23)).any(): raise ValueError("AuxLabels.key must be in 0..23 where key_mask is True")
+    if y is not None and y.device.type == 'cpu' and not torch.compiler.is_compiling():   # host labels only: never a GPU sync
+        k = y.numpy()[m.numpy()]
+        if ((k < 0) | (k > 23)).any(): raise ValueError("AuxLabels.key must be in 0..23 where key_mask is True")
     out['key'] = zero if y is None else _masked_avg(F.cross_entropy(pred.key, y.long().clamp(0, 23), reduction='none'), m)
     return out
 
@@ -306,22 +325,30 @@ class HSE(nn.Module):
         if S_sync.dim() != 3 or S_sync.shape[1] != 3 * self.cfg.n_pitches:
             raise ValueError(f"S_sync must be (B, 3*n_pitches={3 * self.cfg.n_pitches}, T_H), got {tuple(S_sync.shape)}")
         B, _, T_H = S_sync.shape
-        if frame_mask is None: frame_mask = torch.ones(B, T_H, dtype=torch.bool, device=S_sync.device)
-        frame_mask = check_frame_mask(frame_mask, B, T_H)
+        full = frame_mask is None                                               # every frame real: attention keys are prefixes
+        frame_mask = torch.ones(B, T_H, dtype=torch.bool, device=S_sync.device) if full else check_frame_mask(frame_mask, B, T_H)
         x, _ = pad_to_multiple(S_sync, frame_mask, self.R1 * self.R2)          # (B, 3P, T_Hp)
         mask_H, mask_M, mask_L = self.level_masks(frame_mask)
-        F_event = self.stage_event(self.input_proj(x.transpose(1, 2)) * mask_H[..., None], mask_H)   # (B, T_Hp, D_event)
-        h = self.down1(F_event.transpose(1, 2)).transpose(1, 2) * mask_M[..., None]                   # (B, T_Mp, D_local)
-        F_local = self.stage_local(h, mask_M)
-        h = self.down2(F_local.transpose(1, 2)).transpose(1, 2) * mask_L[..., None]                   # (B, T_Lp, D_global)
-        F_global = self.stage_global(h, mask_L)
+        k_H, k_M, k_L = prefix_lengths(T_H, self.R1, self.R2) if full else (mask_H, mask_M, mask_L)
+        F_event = self.stage_event(self.input_proj(x.transpose(1, 2)) * mask_H[..., None], mask_H, k_H)   # (B, T_Hp, D_event)
+        h = self.down1(F_event.transpose(1, 2)).transpose(1, 2) * mask_M[..., None]                        # (B, T_Mp, D_local)
+        F_local = self.stage_local(h, mask_M, k_M)
+        h = self.down2(F_local.transpose(1, 2)).transpose(1, 2) * mask_L[..., None]                        # (B, T_Lp, D_global)
+        F_global = self.stage_global(h, mask_L, k_L)
         aux = None if self.aux_heads is None else self.aux_heads(F_local, F_global, mask_L)
-        return StructureFeatures(F_event, F_local, F_global, mask_H, mask_M, mask_L, T_H, aux)
+        return StructureFeatures(F_event, F_local, F_global, mask_H, mask_M, mask_L, T_H, aux, full)
 
     def null(self, frame_mask: Tensor) -> StructureFeatures:
         "The learned null structure ∅_H for a (B, T_H) frame mask (null vectors on real frames, zeros on padding)."
         B, T_H = frame_mask.shape
         mask_H, mask_M, mask_L = self.level_masks(check_frame_mask(frame_mask, B, T_H))
-        rep = lambda v, m: v.expand(B, m.shape[1], -1) * m[..., None].to(v.dtype)
+        return self._null(mask_H, mask_M, mask_L, T_H, False)
+
+    def null_like(self, feats: StructureFeatures) -> StructureFeatures:
+        "∅_H with the masks of `feats` (what CFG dropout and guidance use: nothing to check, so no GPU sync)."
+        return self._null(feats.mask_H, feats.mask_M, feats.mask_L, feats.T_H, feats.full)
+
+    def _null(self, mask_H: Tensor, mask_M: Tensor, mask_L: Tensor, T_H: int, full: bool) -> StructureFeatures:
+        rep = lambda v, m: v.expand(m.shape[0], m.shape[1], -1) * m[..., None].to(v.dtype)
         return StructureFeatures(rep(self.null_event, mask_H), rep(self.null_local, mask_M), rep(self.null_global, mask_L),
-                                 mask_H, mask_M, mask_L, T_H, None)
+                                 mask_H, mask_M, mask_L, T_H, None, full)

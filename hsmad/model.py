@@ -63,10 +63,12 @@ class HSMAD(nn.Module):
             raise ValueError(f"feats are for batch {feats.batch_size} x T_H={feats.T_H} but z_t is {B} x {T_H}; encode the same clips")
         if F_style.shape != (B, self.cfg.style_dim):
             raise ValueError(f"F_style must be (B, style_dim)=({B}, {self.cfg.style_dim}), got {tuple(F_style.shape)}")
-        if frame_mask is None: frame_mask = feats.mask_H[:, :T_H]
-        frame_mask = check_frame_mask(frame_mask, B, T_H)
-        if not torch.equal(frame_mask, feats.mask_H[:, :T_H]):
-            raise ValueError("frame_mask differs from the one the structure features were encoded with")
+        if frame_mask is None:                                   # the features' own mask: nothing to check, no GPU sync
+            frame_mask = None if feats.full else feats.mask_H[:, :T_H]
+        else:
+            frame_mask = check_frame_mask(frame_mask, B, T_H)
+            if not torch.equal(frame_mask, feats.mask_H[:, :T_H]):
+                raise ValueError("frame_mask differs from the one the structure features were encoded with")
         t = torch.as_tensor(t, device=z_t.device).reshape(-1)
         if t.numel() not in (1, B): raise ValueError(f"t must be a scalar or have B={B} entries, got {t.numel()}")
         t = t.expand(B)

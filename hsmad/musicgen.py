@@ -174,8 +174,8 @@ class MusicGenObjective(nn.Module):
         super().__init__()
         self.model, self.dropout, self.store, self._checked = model, TokenCFGDropout(cfg.p_H, cfg.p_S), store, False
 
-    def inputs(self, batch, F_style: Tensor, draw) -> tuple:
-        "The forward's arguments for a `TrainingBatch`: its crops' codes, `S_sync`, frame mask, style and dropout coins."
+    def inputs(self, batch, F_style: Tensor, draw, full: bool = False) -> tuple:
+        "The forward's arguments for a `TrainingBatch`: its crops' codes, `S_sync`, frame mask (also when `full`), style and dropout coins."
         if not self._checked:      # a resumed run must still match the store its codes come from
             mine, theirs = self.model.tokenizer.state_dict(), self.store.tokenizer_state()
             if any(not torch.equal(mine[k].cpu(), theirs[k]) for k in theirs):

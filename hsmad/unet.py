@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .config import HSMADConfig
 from .hse import (Attention, StridedDownsample, StructureFeatures, check_frame_mask, downsample_mask,
-                       masked_mean_pool, pad_to_multiple)
+                       masked_mean_pool, pad_to_multiple, prefix_lengths)
 
 # %% auto #0
 __all__ = ['VARIANTS', 'VariantSpec', 'variant_spec', 'timestep_embedding', 'ConditionEmbedding', 'AdaLN', 'TCA', 'GatedTCA',
@@ -155,8 +155,10 @@ class TransformerBlock(nn.Module):
         self.ff = nn.Sequential(nn.Linear(c, 4 * c), nn.SiLU(), nn.Dropout(dropout), nn.Linear(4 * c, c))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, c: Tensor, mask: Tensor, F_l: Tensor | None = None, F_mask: Tensor | None = None) -> Tensor:
-        x = x + self.drop(self.sa(self.norm_sa(x, c), k_mask=mask))
+    def forward(self, x: Tensor, c: Tensor, mask: Tensor, F_l: Tensor | None = None, F_mask: Tensor | int | None = None,
+                keys: Tensor | int | None = None) -> Tensor:
+        "`mask` (B, T) zeroes padded frames; `keys`: the real keys of the self-attention (default `mask`; see `Attention`)."
+        x = x + self.drop(self.sa(self.norm_sa(x, c), k_mask=mask if keys is None else keys))
         if self.tca is not None:
             if F_l is None: raise ValueError("this block injects symbolic features but got F_l=None")
             x = x + self.drop(self.tca(self.norm_ca(x, c), F_l, F_mask))
@@ -171,10 +173,11 @@ class UNetLevel(nn.Module):
         self.res = nn.ModuleList(ResBlock1D(c, c, d_cond, dropout) for _ in range(n_res))
         self.attn = nn.ModuleList(TransformerBlock(c, d_f, heads, d_cond, positions, window, dropout) for _ in range(n_attn))
 
-    def forward(self, x: Tensor, c: Tensor, mask: Tensor, F_l: Tensor | None = None, F_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor, mask: Tensor, F_l: Tensor | None = None, F_mask: Tensor | int | None = None,
+                keys: Tensor | int | None = None) -> Tensor:
         for b in self.res: x = b(x, c, mask)
         x = x.transpose(1, 2)                                   # (B, T, C)
-        for b in self.attn: x = b(x, c, mask, F_l, F_mask)
+        for b in self.attn: x = b(x, c, mask, F_l, F_mask, keys)
         return x.transpose(1, 2)                                # (B, C, T)
 
 class Upsample(nn.Module):
@@ -238,37 +241,42 @@ class MRCIUNet(nn.Module):
     def _level_inputs(self, feats: StructureFeatures):
         "The (F_l, mask) pairs each level reads, or None where the variant injects nothing."
         s = self.spec
-        H = (feats.F_event, feats.mask_H) if s.event else (None, None)
-        M = (feats.F_local, feats.mask_M) if s.local else (None, None)
-        if s.global_ == 'frames': L = (feats.F_global, feats.mask_L)
+        k_H, k_M, k_L = feats.key_masks()                                                # masks, or prefix lengths
+        H = (feats.F_event, k_H) if s.event else (None, None)
+        M = (feats.F_local, k_M) if s.local else (None, None)
+        if s.global_ == 'frames': L = (feats.F_global, k_L)
         elif s.global_ == 'pooled':
             g = masked_mean_pool(feats.F_global, feats.mask_L)[:, None]                  # (B, 1, D_global)
-            L = (g, torch.ones(g.shape[0], 1, dtype=torch.bool, device=g.device))
+            L = (g, None)                                                                # one key, always real
         else: L = (None, None)
         return H, M, L
 
-    def forward(self, z_t: Tensor, t: Tensor, F_style: Tensor, feats: StructureFeatures, frame_mask: Tensor) -> Tensor:
+    def forward(self, z_t: Tensor, t: Tensor, F_style: Tensor, feats: StructureFeatures, frame_mask: Tensor | None = None) -> Tensor:
         B, C, T_H = z_t.shape
+        full = frame_mask is None                                                       # every frame real
+        if full: frame_mask = torch.ones(B, T_H, dtype=torch.bool, device=z_t.device)
         z, mask_H = pad_to_multiple(z_t, frame_mask, self.R1 * self.R2)                 # (B, C, T_Hp)
         mask_M = downsample_mask(mask_H, self.R1); mask_L = downsample_mask(mask_M, self.R2)
+        k_H, k_M, k_L = prefix_lengths(T_H, self.R1, self.R2) if full else (mask_H, mask_M, mask_L)   # self-attention keys
+        fk_H, fk_M, _ = feats.key_masks()                                               # SCM keys
         (F_H, fm_H), (F_M, fm_M), (F_L, fm_L) = self._level_inputs(feats)
         c = self.embed(t, F_style)                                                      # (B, d)
         h = self.in_conv(z) * _m(mask_H, z)                                             # (B, c_high, T_Hp)
-        skip_H = h = self.down_high(h, c, mask_H, F_H, fm_H)
+        skip_H = h = self.down_high(h, c, mask_H, F_H, fm_H, k_H)
         h = self.down1(h) * _m(mask_M, h)                                               # (B, c_mid, T_Mp)
-        skip_M = h = self.down_mid(h, c, mask_M, F_M, fm_M)
+        skip_M = h = self.down_mid(h, c, mask_M, F_M, fm_M, k_M)
         h = self.down2(h) * _m(mask_L, h)                                               # (B, c_low, T_Lp)
-        h = self.bottleneck(h, c, mask_L, F_L, fm_L)
+        h = self.bottleneck(h, c, mask_L, F_L, fm_L, k_L)
         h = self.up2(h, mask_M)                                                         # (B, c_mid, T_Mp)
         if self.scm_mid is not None:                                                    # SCM: Z'_skip = Z_skip + GatedTCA(Z_skip, F_local)
-            skip_M = skip_M + self.scm_mid(skip_M.transpose(1, 2), feats.F_local, feats.mask_M).transpose(1, 2) * _m(mask_M, h)
+            skip_M = skip_M + self.scm_mid(skip_M.transpose(1, 2), feats.F_local, fk_M).transpose(1, 2) * _m(mask_M, h)
         h = self.fuse_mid(torch.cat([h, skip_M], 1))
-        h = self.up_mid(h, c, mask_M, F_M, fm_M)
+        h = self.up_mid(h, c, mask_M, F_M, fm_M, k_M)
         h = self.up1(h, mask_H)                                                         # (B, c_high, T_Hp)
         if self.scm_high is not None:
-            skip_H = skip_H + self.scm_high(skip_H.transpose(1, 2), feats.F_event, feats.mask_H).transpose(1, 2) * _m(mask_H, h)
+            skip_H = skip_H + self.scm_high(skip_H.transpose(1, 2), feats.F_event, fk_H).transpose(1, 2) * _m(mask_H, h)
         h = self.fuse_high(torch.cat([h, skip_H], 1))
-        h = self.up_high(h, c, mask_H, F_H, fm_H)
+        h = self.up_high(h, c, mask_H, F_H, fm_H, k_H)
         h = F.silu(self.out_norm(h.transpose(1, 2), c)).transpose(1, 2) * _m(mask_H, h)
         out = self.out_conv(h)
         if self.latent_skip is not None: out = out + self.latent_skip(z * _m(mask_H, z), c)   # full-rank path (ours)

@@ -2,11 +2,13 @@
 # Run the paper's experiment notebooks through papermill into executed/ (results/ and figures/ from their output):
 # baselines, ablations, control (the tables, hsmad.eval.evaluate), hypotheses (results/hypotheses.{json,md}), figures.
 #   tools/paper.sh tiny    # mini dataset, tiny preset, CPU: trains the variants itself (make paper SCALE=tiny)
-#   tools/paper.sh paper   # DATA_ROOT=... DATASET=slakh GPUS=8 [HSMAD_RUN=... GLOBAL_RUN=... FLAT_RUN=... ABLATION_RUNS=DIR]
+#   tools/paper.sh paper   # DATA_ROOT=... [DATASET=slakh GPUS=8 STEPS=1000000 HSMAD_DAC_WEIGHTS=weights.pth HSMAD_RUN=... ...]
 #   SMOKE=1 tools/paper.sh tiny   # every notebook in smoke mode (a minute or two): checks the runner itself
 # Environment: PY (python, default .venv/bin/python), DATA_ROOT, DATASET, PRESET, STEPS (training steps per variant),
 # GPUS, RUNS_DIR (where runs are trained, default runs/<scale>), RESULTS (results), FIGURES (figures), EXECUTED (executed),
-# CLAP_DIR (CLAP weights: style adherence becomes the CLAP score), MAX_CLIPS, SAMPLE_STEPS.
+# CLAP_DIR (CLAP weights: style adherence becomes the CLAP score), MAX_CLIPS, SAMPLE_STEPS, CODEC (the codec of the
+# ceiling row and of the models: the preset's own, dac at SCALE=paper) and HSMAD_DAC_WEIGHTS (local DAC weights).
+# SCALE=paper defaults to the paper's budget: 1,000,000 steps on 8 GPUs (GPUS=8 runs torchrun --nproc_per_node=8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-${SCALE:-tiny}}
@@ -26,7 +28,7 @@ case "$SCALE" in
       "$PY" -c "from hsmad.data.mini import build_mini; build_mini('$DATA_ROOT')"
     fi ;;
   paper)
-    DATASET=${DATASET:-slakh}; PRESET=${PRESET:-paper}; STEPS=${STEPS:-200000}; GPUS=${GPUS:-1}
+    DATASET=${DATASET:-slakh}; PRESET=${PRESET:-paper}; STEPS=${STEPS:-1000000}; GPUS=${GPUS:-8}
     [ -n "${DATA_ROOT:-}" ] || { echo "paper scale needs DATA_ROOT (and DATASET, GPUS, optionally HSMAD_RUN, GLOBAL_RUN, FLAT_RUN, ABLATION_RUNS)" >&2; exit 2; } ;;
   *) echo "SCALE must be tiny or paper, not '$SCALE'" >&2; exit 2 ;;
 esac
@@ -49,6 +51,9 @@ ABL_RUNS=$(yaml_runs "${ABL[@]}")
 common=(-k python3 --log-output -p smoke "$([ "$SMOKE" = 1 ] && echo True || echo False)")
 data=(-p dataset "$DATASET" -p preset "$PRESET" -p train_steps "$STEPS" -p gpus "$GPUS" -p out_dir "$RESULTS")
 [ -n "$DATA_ROOT" ] && data+=(-p data_root "$DATA_ROOT")
+CODEC=${CODEC:-$("$PY" -c "from hsmad.config import get_preset; print(get_preset('$PRESET').codec)")}   # the preset's codec
+data+=(-p codec "$CODEC")
+[ -n "${HSMAD_DAC_WEIGHTS:-}" ] && data+=(-p codec_path "$HSMAD_DAC_WEIGHTS")
 [ -n "${CLAP_DIR:-}" ] && data+=(-p clap_dir "$CLAP_DIR")
 [ -n "${MAX_CLIPS:-}" ] && data+=(-p max_clips "$MAX_CLIPS")
 [ -n "${SAMPLE_STEPS:-}" ] && data+=(-p steps "$SAMPLE_STEPS")

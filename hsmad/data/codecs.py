@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
+from ..config import PRECISIONS, inference_precision, resolve_device
 
 # %% auto #0
 __all__ = ['DAC_WEIGHTS_HELP', 'CODECS', 'Codec', 'as_batch', 'as_latents', 'STFTCodec', 'DACCodec', 'get_codec', 'codec_spec']
@@ -98,15 +99,16 @@ DAC_WEIGHTS_HELP = ("DAC weights are loaded from a local file. Download `weights
 class DACCodec:
     "Descript Audio Codec latents `(B, latent_dim, frames)` from a local checkpoint (`DAC.save` format)."
     name = 'dac'
-    def __init__(self, path: str | os.PathLike | None = None, quantize: bool = False, device: str = 'cpu',
-                 chunk_seconds: float | None = 30.0):
+    def __init__(self, path: str | os.PathLike | None = None, quantize: bool = False, device: str | torch.device = 'auto',
+                 chunk_seconds: float | None = 30.0, precision: str = 'fp32'):
         path = path or os.environ.get('HSMAD_DAC_WEIGHTS')
         if not path: raise FileNotFoundError(f"codec 'dac' needs a weights path. {DAC_WEIGHTS_HELP}")
         if not Path(path).is_file(): raise FileNotFoundError(f"DAC weights {path} not found. {DAC_WEIGHTS_HELP}")
         try: import dac
         except Exception as e:
             raise ImportError(f"`import dac` failed ({e}); install descript-audio-codec==1.0.0 (see `make setup`)") from e
-        self.path, self.quantize, self.device = str(path), bool(quantize), torch.device(device)
+        if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+        self.path, self.quantize, self.device, self.precision = str(path), bool(quantize), resolve_device(device), precision
         self.model = dac.DAC.load(self.path).to(self.device).eval()
         self.sample_rate = int(self.model.sample_rate)
         self.hop = int(self.model.hop_length)
@@ -131,15 +133,16 @@ class DACCodec:
         w = as_batch(wave).to(self.device)
         T = w.shape[1]; n = self.frames(T)
         w = torch.nn.functional.pad(w, (0, n * self.hop - T))
-        if self.chunk is None or w.shape[1] <= self.chunk: return self._enc(w)[..., :n].float().cpu()
-        parts = [self._enc(w[:, i:i + self.chunk]) for i in range(0, w.shape[1], self.chunk)]
+        with inference_precision(self.device, self.precision):
+            if self.chunk is None or w.shape[1] <= self.chunk: return self._enc(w)[..., :n].float().cpu()
+            parts = [self._enc(w[:, i:i + self.chunk]) for i in range(0, w.shape[1], self.chunk)]
         return torch.cat(parts, -1)[..., :n].float().cpu()
 
     @torch.no_grad()
     def decode(self, latents, length: int | None = None) -> torch.Tensor:
         "`(B, C, frames)` -> `(B, frames · hop)` audio (or `length` samples)."
         z = as_latents(latents, self.channels).to(self.device)
-        y = self.model.decode(z)[:, 0].float().cpu()
+        with inference_precision(self.device, self.precision): y = self.model.decode(z)[:, 0].float().cpu()
         return y[:, :length] if length else y
 
 # %% ../../nbs/12_data_codecs.ipynb #e4796026

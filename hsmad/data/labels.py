@@ -163,6 +163,13 @@ class AuxLabels:
     key: Tensor | None = None          # (B,) long, 0..23: tonic k % 12, major if k < 12
     key_mask: Tensor | None = None     # (B,) bool
 
-    def to(self, device) -> AuxLabels:
-        "The labels with every tensor on `device`."
-        return AuxLabels(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device) for f in fields(self)})
+    def _map(self, fn) -> AuxLabels:
+        return AuxLabels(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name)) for f in fields(self)})
+
+    def to(self, device, non_blocking: bool = False) -> AuxLabels:
+        "The labels with every tensor on `device` (`non_blocking` copies from pinned memory overlap the GPU's work)."
+        return self._map(lambda x: x.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> AuxLabels:
+        "The labels in page-locked memory (what a DataLoader with `pin_memory=True` calls)."
+        return self._map(lambda x: x.pin_memory())

@@ -35,11 +35,18 @@ class TrainingBatch:
 
     def __len__(self) -> int: return self.latents.shape[0]
 
-    def to(self, device) -> TrainingBatch:
-        "The batch with every tensor on `device`."
-        mv = lambda x: x.to(device) if torch.is_tensor(x) else x
+    def _map(self, fn, aux) -> TrainingBatch:
+        mv = lambda x: fn(x) if torch.is_tensor(x) else x
         return TrainingBatch(mv(self.latents), mv(self.S_sync), mv(self.frame_mask), self.style_text,
-                             mv(self.style_emb), self.aux.to(device), self.track_ids, mv(self.starts), self.frame_rate, self.T_H)
+                             mv(self.style_emb), aux, self.track_ids, mv(self.starts), self.frame_rate, self.T_H)
+
+    def to(self, device, non_blocking: bool = False) -> TrainingBatch:
+        "The batch with every tensor on `device` (`non_blocking` copies from pinned memory overlap the GPU's work)."
+        return self._map(lambda x: x.to(device, non_blocking=non_blocking), self.aux.to(device, non_blocking))
+
+    def pin_memory(self) -> TrainingBatch:
+        "The batch in page-locked memory (what a DataLoader with `pin_memory=True` calls)."
+        return self._map(lambda x: x.pin_memory(), self.aux.pin_memory())
 
 @dataclass
 class Sample:
