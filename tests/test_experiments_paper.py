@@ -9,18 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT / 'experiments'
-KERNEL = 'python3'
 NOTEBOOKS = ['baselines', 'ablations', 'control', 'hypotheses', 'figures']
 VERDICTS = {'supported', 'contradicted', 'not resolved at this scale', 'not run', 'not measurable', 'not comparable'}
-
-
-@pytest.fixture(scope='module')
-def kernel():
-    from jupyter_client.kernelspec import KernelSpecManager
-    if KERNEL not in KernelSpecManager().find_kernel_specs():
-        from ipykernel.kernelspec import install
-        install(kernel_name=KERNEL, prefix=sys.prefix)
-    return KERNEL
 
 
 @pytest.fixture(scope='module')
