@@ -185,11 +185,12 @@ def _train_parallel(todo: dict[str, Path], train: dict, jobs: int, progress: _Pr
     "Train the variants of `todo` (`{variant: run folder}`) `jobs` at a time as `python -m hsmad.train` subprocesses."
     import hsmad
     threads = str(max(1, _cpu_cores() // jobs))
-    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,          # the children import this hsmad
-               PYTHONPATH=os.pathsep.join([str(Path(hsmad.__file__).resolve().parents[1])] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+    path = [str(Path(hsmad.__file__).resolve().parents[1]), os.environ.get('PYTHONPATH', '')]   # the children import this hsmad
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONPATH=os.pathsep.join(p for p in path if p))
     train = {k: v for k, v in train.items() if k != 'gpus'}
     _prepare_cache(train)
-    pending, running, orphan_guard = list(todo.items()), {}, _die_with_parent()                 # variant -> (process, run folder, log file, start time)
+    pending, running = list(todo.items()), {}                 # running: variant -> (process, run folder, log file, start time)
+    orphan_guard = _die_with_parent()
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -245,13 +246,14 @@ def train_missing(runs: dict, variants: Sequence[str], runs_dir, *, jobs: int = 
 
 
 # ------------------------------------------------------------------------------------------------ the run's wall time
-# Steps per second of one `hsmad train --preset tiny` job with one thread, two jobs side by side on 2 cores (measured here
-# with `hsmad train`; the rate of a run that has logged steps replaces these). Evaluation: seconds per generated and
-# scored clip of 4 s at 25 sampler steps (generation, transcription, FAD embedding, style), and per stage once (the
-# reference clips, the ceiling row, the style classifier).
-TINY_STEPS_PER_S = {'hsmad': 1.6, 'musicgen': 1.6}
-EVAL_S_PER_CLIP = 6.0
-EVAL_S_PER_STAGE = 120.0
+# The rates the estimate assumes until a run has logged its own. Training: steps per second of one `hsmad train --preset
+# tiny` job on one thread, two jobs side by side on 2 cores: one job alone on an idle core ran 2.5 steps/s; two side by
+# side on a machine shared with other work (load 5) ran 0.7-1.4 each; 2.0 assumes the two cores are the run's own.
+# Evaluation (measured with the baselines notebook, 2 threads, load 4.5): per clip of 4 s and model row, generation at
+# 25 sampler steps (HS-MAD 0.83 s per audio second, Baseline-Global 0.49) and its scoring (transcription, FAD
+# embedding, style); per stage once (the style classifier and the reference clips).
+ASSUMED_STEPS_PER_S = 2.0
+EVAL_GENERATE_S, EVAL_SCORE_S, EVAL_STAGE_S = 3.0, 2.0, 60.0
 
 
 def _notebook_defaults(nb: str) -> dict:
@@ -282,7 +284,7 @@ def _makespan(durations: Sequence[float], jobs: int) -> float:
 def paper_estimate(runs_dir, steps: int, jobs: int, stages: Sequence[str] = ('baselines', 'ablations', 'control'),
                    data_root=None, max_clips: int | None = None, sampler_steps: int | None = None) -> dict:
     """The wall time `tools/paper.sh tiny` needs for `stages`: the steps each variant still lacks (its run folder under
-    `runs_dir/<stage>/`) at its measured rate (or `TINY_STEPS_PER_S`) `jobs` at a time, then the evaluation of every
+    `runs_dir/<stage>/`) at its measured rate (or `ASSUMED_STEPS_PER_S`) `jobs` at a time, then the evaluation of every
     model row on the stage's clips. Variants and clip counts are the notebooks' defaults (what tools/paper.sh runs)."""
     runs_dir, rows, trained = Path(runs_dir), [], set()
     runs = {}
@@ -296,13 +298,13 @@ def paper_estimate(runs_dir, steps: int, jobs: int, stages: Sequence[str] = ('ba
         variants = [v for v in p.get('variants', ['hsmad']) if v not in trained]
         trained |= set(variants)
         todo = {v: max(0, steps - run_step(runs[v])) for v in variants}
-        rate = {v: measured.get(v) or fallback or TINY_STEPS_PER_S.get(v, TINY_STEPS_PER_S['hsmad']) for v in todo}
+        rate = {v: measured.get(v) or fallback or ASSUMED_STEPS_PER_S for v in todo}
         train_s = _makespan([n / rate[v] for v, n in todo.items() if n], jobs) if any(todo.values()) else 0.0
         models = len(p['variants']) if 'variants' in p else p['max_prompts'] + len(p['w_H_grid']) * len(p['w_S_grid'])
         clips = min(max_clips or p['max_clips'], _clip_count(data_root, p, max_clips or p['max_clips']))
-        per_clip = EVAL_S_PER_CLIP * (sampler_steps or p['steps']) / 25
+        per_clip = models * (EVAL_GENERATE_S * (sampler_steps or p['steps']) / 25 + EVAL_SCORE_S) + 2 * EVAL_SCORE_S  # + the ceiling rows
         rows.append(dict(stage=st, variants=[v for v, n in todo.items() if n], steps_left=sum(todo.values()),
-                         train_s=train_s, eval_s=EVAL_S_PER_STAGE + models * clips * per_clip, models=models, clips=clips))
+                         train_s=train_s, eval_s=EVAL_STAGE_S + clips * per_clip, models=models, clips=clips))
     return dict(stages=rows, jobs=jobs, steps=steps, seconds=sum(r['train_s'] + r['eval_s'] for r in rows),
                 rates={v: round(r, 2) for v, r in measured.items()})
 
@@ -322,6 +324,6 @@ def describe_estimate(e: dict, short: bool = False) -> str:
     lines = [f"[paper] estimate: {r['stage']}: train {', '.join(r['variants']) or 'nothing'} ({r['steps_left']} steps, "
              f"{_minutes(r['train_s'])} with {e['jobs']} job(s)) + evaluate {r['models']} models x {r['clips']} clips "
              f"(~{_minutes(r['eval_s'])})" for r in e['stages']]
-    src = f"measured steps/s {e['rates']}" if e['rates'] else f"assumed steps/s {TINY_STEPS_PER_S} (no run has logged yet)"
+    src = f"measured steps/s {e['rates']}" if e['rates'] else f"{ASSUMED_STEPS_PER_S} steps/s per job assumed: no run has logged yet"
     return '\n'.join(lines + [f"[paper] estimate: {total} in all at {e['steps']} steps per variant ({src}), "
                               f"plus a few minutes for hypotheses and figures"])

@@ -73,6 +73,17 @@ def test_two_at_a_time_then_nothing_to_do(data_root, tmp_path, one_thread, capsy
     assert 'training' not in capsys.readouterr().out
 
 
+def test_one_at_a_time_in_this_process(data_root, tmp_path, one_thread, capsys):
+    "jobs=1 (the default): trained here, as before; then left alone like any finished run."
+    runs_dir = tmp_path / 'runs'
+    kw = dict(dataset='mini', data_root=str(data_root), preset='tiny', steps=2, batch_size=2, sets=SMOKE_SETS, log_every=1)
+    assert train_missing({'global': 'elsewhere'}, ['hsmad', 'global'], runs_dir, **kw) == {'hsmad': str(runs_dir / 'hsmad'), 'global': 'elsewhere'}
+    assert run_step(runs_dir / 'hsmad') == 2 and not (runs_dir / 'hsmad' / 'train.log').exists() and not (runs_dir / 'global').exists()
+    assert 'training hsmad from step 0 to 2 in this process' in capsys.readouterr().out
+    train_missing({}, ['hsmad'], runs_dir, **kw)
+    assert 'training' not in capsys.readouterr().out
+
+
 def test_a_failing_variant_stops_the_others(data_root, tmp_path, one_thread):
     runs_dir = tmp_path / 'runs'
     broken = runs_dir / 'flat' / 'checkpoints' / 'step_00000001'     # a partial run (step 1) whose checkpoint is unreadable
