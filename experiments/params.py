@@ -253,6 +253,7 @@ def train_missing(runs: dict, variants: Sequence[str], runs_dir, *, jobs: int = 
 # 25 sampler steps (HS-MAD 0.83 s per audio second, Baseline-Global 0.49) and its scoring (transcription, FAD
 # embedding, style); per stage once (the style classifier and the reference clips).
 ASSUMED_STEPS_PER_S = 2.0
+JOB_START_S = 30.0           # a training process's start (imports, data, model) before its first step, seen at load 5
 EVAL_GENERATE_S, EVAL_SCORE_S, EVAL_STAGE_S = 3.0, 2.0, 60.0
 
 
@@ -299,7 +300,7 @@ def paper_estimate(runs_dir, steps: int, jobs: int, stages: Sequence[str] = ('ba
         trained |= set(variants)
         todo = {v: max(0, steps - run_step(runs[v])) for v in variants}
         rate = {v: measured.get(v) or fallback or ASSUMED_STEPS_PER_S for v in todo}
-        train_s = _makespan([n / rate[v] for v, n in todo.items() if n], jobs) if any(todo.values()) else 0.0
+        train_s = _makespan([JOB_START_S + n / rate[v] for v, n in todo.items() if n], jobs) if any(todo.values()) else 0.0
         models = len(p['variants']) if 'variants' in p else p['max_prompts'] + len(p['w_H_grid']) * len(p['w_S_grid'])
         clips = min(max_clips or p['max_clips'], _clip_count(data_root, p, max_clips or p['max_clips']))
         per_clip = models * (EVAL_GENERATE_S * (sampler_steps or p['steps']) / 25 + EVAL_SCORE_S) + 2 * EVAL_SCORE_S  # + the ceiling rows

@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))                       # experiments.params, as the notebooks import it
-from experiments.params import (SMOKE_SETS, _makespan, paper_estimate, progress_line, run_step, smoke_data, train_args,
+from experiments.params import (JOB_START_S, SMOKE_SETS, _makespan, paper_estimate, progress_line, run_step, smoke_data, train_args,
                                 train_missing)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
@@ -138,8 +138,9 @@ def test_estimate(tmp_path):
     base, abl, ctl = e['stages']
     assert e['rates'] == {'hsmad': 2.0}
     assert base['variants'] == ['hsmad', 'global', 'flat', 'musicgen'] and base['steps_left'] == 400
-    assert base['train_s'] == pytest.approx(100)          # four runs of 50 s (the measured rate stands in for the others), two at a time
-    assert 'hsmad' not in abl['variants'] and len(abl['variants']) == 7 and abl['train_s'] == pytest.approx(200)
+    # four runs of 50 s (the measured rate stands in for the others) and their start, two at a time; then 7 of them
+    assert base['train_s'] == pytest.approx(2 * (JOB_START_S + 50))
+    assert 'hsmad' not in abl['variants'] and len(abl['variants']) == 7 and abl['train_s'] == pytest.approx(4 * (JOB_START_S + 50))
     assert ctl['variants'] == [] and ctl['train_s'] == 0 and ctl['models'] == 6 + 16       # prompts + the (w_H, w_S) grid
     assert e['seconds'] == pytest.approx(sum(r['train_s'] + r['eval_s'] for r in e['stages']))
     ck = runs / 'baselines' / 'hsmad' / 'checkpoints' / 'step_00000100'
