@@ -63,8 +63,9 @@ demo: setup  ## the main job on the built-in mini data: build, encode, train HS-
 	PY=$(BIN)/python DEMO_STEPS="$(DEMO_STEPS)" tools/demo.sh
 
 SCALE ?= tiny
-paper: setup  ## experiment notebooks -> executed/, results/, figures/ (SCALE=tiny|paper; paper needs DATA_ROOT, GPUS; optional HSMAD_RUN GLOBAL_RUN FLAT_RUN ABLATION_RUNS)
-	DATASET="$(DATASET)" DATA_ROOT="$(DATA_ROOT)" GPUS="$(GPUS)" STEPS="$(STEPS)" HSMAD_RUN="$(HSMAD_RUN)" GLOBAL_RUN="$(GLOBAL_RUN)" FLAT_RUN="$(FLAT_RUN)" ABLATION_RUNS="$(ABLATION_RUNS)" tools/paper.sh $(SCALE)
+# resumable: run it again after a stop and it continues (tools/paper.sh says how); FORCE=1 reruns every stage
+paper: setup  ## experiment notebooks -> executed/, results/, figures/ (SCALE=tiny|paper; STEPS, JOBS, KEEP_LAST, FORCE; paper needs DATA_ROOT, GPUS; optional HSMAD_RUN GLOBAL_RUN FLAT_RUN ABLATION_RUNS)
+	PY=$(BIN)/python DATASET="$(DATASET)" DATA_ROOT="$(DATA_ROOT)" GPUS="$(GPUS)" STEPS="$(STEPS)" JOBS="$(JOBS)" CKPT_EVERY="$(CKPT_EVERY)" KEEP_LAST="$(KEEP_LAST)" FORCE="$(FORCE)" HSMAD_RUN="$(HSMAD_RUN)" GLOBAL_RUN="$(GLOBAL_RUN)" FLAT_RUN="$(FLAT_RUN)" ABLATION_RUNS="$(ABLATION_RUNS)" tools/paper.sh $(SCALE)
 
 # JupyterLab on the notebooks; the server's own python is the kernel (.venv, with this checkout installed).
 # Nothing is fetched at run time: no announcements feed, no update check, no extension manager.
