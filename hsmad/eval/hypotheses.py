@@ -14,8 +14,8 @@ from .evaluate import BOOT_SEED, MIN_MATCHED, N_BOOT, ClipScores, budget, compar
 
 # %% auto #0
 __all__ = ['SUPPORTED', 'CONTRADICTED', 'NOT_RESOLVED', 'NOT_RUN', 'NOT_MEASURABLE', 'NOT_COMPARABLE', 'EXPECT', 'LABELS',
-           'HYPOTHESES', 'Hypothesis', 'verdict', 'select_row', 'judge', 'load_results', 'judge_all', 'describe',
-           'markdown', 'write_hypotheses']
+           'HYPOTHESES', 'MIN_CLIPS', 'Hypothesis', 'verdict', 'select_row', 'judge', 'load_results', 'judge_all',
+           'describe', 'markdown', 'write_hypotheses']
 
 # %% ../../nbs/37_eval_hypotheses.ipynb #98a16a55
 SUPPORTED, CONTRADICTED, NOT_RESOLVED = 'supported', 'contradicted', 'not resolved at this scale'
@@ -64,6 +64,8 @@ HYPOTHESES: list[Hypothesis] = [
 ]
 
 # %% ../../nbs/37_eval_hypotheses.ipynb #cfad0288
+MIN_CLIPS = 8   # fewer clips: no verdict (a bootstrap over a handful of clips collapses to a point)
+
 def verdict(expect: str, ci: Sequence[float], margin: float = 0.0) -> str:
     "Supported / contradicted / not resolved at this scale, from the 95 % interval of a − b (`margin`: absolute, `not higher`)."
     lo, hi = ci
@@ -123,6 +125,9 @@ def judge(h: Hypothesis, results: dict[str, dict]) -> dict:
     out.update(a_value=c['a'], b_value=c['b'], difference=c['difference'], ci95=c['ci95'], paired=paired, n_clips=c['n_a'])
     if c['reason'] or c['ci95'] is None:
         return dict(out, difference=None, ci95=None, verdict=NOT_MEASURABLE, reason=c['reason'] or 'no interval (too few clips)')
+    if c['n_a'] < MIN_CLIPS:
+        return dict(out, verdict=NOT_RESOLVED, reason=f"{c['n_a']} clips: fewer than {MIN_CLIPS}, too few for a verdict "
+                                                       f"(the interval reads as '{verdict(h.expect, c['ci95'])}')")
     m = h.margin * abs(c['b']) if h.expect == 'not higher' else 0.0
     out.update(margin=m if h.expect == 'not higher' else None)
     sa, sb = ra.get('train_step'), rb.get('train_step')
