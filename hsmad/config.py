@@ -120,9 +120,11 @@ class HSMADConfig:
     heads: int = 8                 # attention heads in U-Net Transformer blocks and TCA
     tca_window: int = 0            # local TCA window |t_q - t_k| <= w frames at that level; 0 = global
     latent_skip_kernel: int = 0    # ours: a conditioned depthwise filter of z_t added to the output (odd kernel; 0 = off, the paper)
+    srm_skip_kernel: int = 0       # ours: Conv1d(S_sync -> latent channels) added to the output with a (t, style) gain: full rank (odd kernel; 0 = off, the paper)
     # --- style (paper §2.4)
     style_encoder: str = 'minilm'  # style encoder name; the paper uses CLAP or T5
     style_dim: int = 384           # F_style width produced by the style encoder
+    style_norm: bool = False       # ours: LayerNorm(F_style) before the style MLP, so the prompt moves c as much as t does (False = the paper)
     # --- diffusion and guidance (paper §2.5)
     prediction: str = 'v_prediction'  # 'v_prediction' (ours, measured: nbs/23_diffusion) or 'epsilon' (the paper)
     train_timesteps: int = 1000    # DDPM timesteps
@@ -199,9 +201,9 @@ class HSMADConfig:
 # %% ../nbs/00_config.ipynb #6dddc256
 _PRESETS: dict[str, dict] = {
     # the paper's numbers (§3.2), with DAC's true hop (nbs/deviations.ipynb#latent-rate)
-    'paper': dict(name='paper'),
+    'paper': dict(name='paper', style_norm=True),
     # one GPU: the embedded codec, 10 s crops, a narrower network
-    'small': dict(name='small', codec='stft', sample_rate=16000, hop=256, latent_channels=513, clip_seconds=10.0,
+    'small': dict(name='small', style_norm=True, codec='stft', sample_rate=16000, hop=256, latent_channels=513, clip_seconds=10.0,
                   d_event=256, d_local=384, d_global=512, hse_blocks=3, hse_heads=4, hse_ffn=1024,
                   c_high=512, c_mid=512, c_low=768, res_blocks=2, attn_blocks=1, heads=8,
                   warmup_steps=2000, steps=200_000, batch_size=32, ema_decay=0.999),
@@ -211,7 +213,7 @@ _PRESETS: dict[str, dict] = {
     'tiny': dict(name='tiny', codec='stft', sample_rate=16000, hop=256, latent_channels=513, clip_seconds=4.096,
                  d_event=64, d_local=96, d_global=128, hse_blocks=1, hse_heads=4, hse_ffn=128, hse_conv_kernel=15,
                  c_high=64, c_mid=128, c_low=192, res_blocks=1, attn_blocks=1, heads=4, dropout=0.0,
-                 tca_window=4, latent_skip_kernel=7,
+                 tca_window=4, latent_skip_kernel=7, style_norm=True,
                  lr=5e-4, warmup_steps=100, steps=3000, batch_size=8, ema_decay=0.99,
                  sample_steps=25),
 }

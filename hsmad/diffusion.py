@@ -19,9 +19,10 @@ from .data.labels import AuxLabels
 from .hse import StructureFeatures
 
 # %% auto #0
-__all__ = ['PREDICTIONS', 'SAMPLERS', 'CFG_FORMS', 'train_scheduler', 'sampler_scheduler', 'NoiseDraw', 'sample_seed',
-           'draw_noise', 'CFGDropout', 'diffusion_target', 'masked_mse', 'diffusion_loss', 'combine_cfg',
-           'GuidanceConditions', 'guided_prediction', 'sample', 'toy_prediction_study']
+__all__ = ['PREDICTIONS', 'SAMPLERS', 'CFG_FORMS', 'CONDITION_PAIRS', 'train_scheduler', 'sampler_scheduler', 'NoiseDraw',
+           'sample_seed', 'draw_noise', 'CFGDropout', 'diffusion_target', 'masked_mse', 'diffusion_loss',
+           't_band_edges', 'band_draw', 'condition_gains', 'combine_cfg', 'GuidanceConditions', 'guided_prediction',
+           'sample', 'toy_prediction_study']
 
 # %% ../nbs/23_diffusion.ipynb #bb997029
 PREDICTIONS = ('epsilon', 'v_prediction')
@@ -125,6 +126,57 @@ def diffusion_loss(model, scheduler: DDPMScheduler, z0: Tensor, S_sync: Tensor, 
     out.update({f'aux_{k}': v for k, v in aux.items() if k != 'total'})
     return out
 
+# %% ../nbs/23_diffusion.ipynb #5a0b3304
+CONDITION_PAIRS = {'HS': (True, True), 'uS': (False, True), 'Hu': (True, False), 'uu': (False, False)}  # (structure, style) kept
+
+def t_band_edges(num_timesteps: int, bands: int | Sequence[int]) -> list[int]:
+    "Edges `[0, …, num_timesteps]` of the `t` bands: `bands` equal bands, or the edges themselves."
+    if isinstance(bands, int):
+        if bands < 1: raise ValueError(f"bands must be >= 1, got {bands}")
+        return [round(i * num_timesteps / bands) for i in range(bands + 1)]
+    e = [int(x) for x in bands]
+    if len(e) < 2 or e[0] != 0 or e[-1] != num_timesteps or any(a >= b for a, b in zip(e, e[1:])):
+        raise ValueError(f"band edges must rise strictly from 0 to num_timesteps={num_timesteps}, got {e}")
+    return e
+
+def band_draw(seed: int, n_crops: int, C: int, T: int, num_timesteps: int, bands: int | Sequence[int] = 4) -> NoiseDraw:
+    "Fixed randomness for `n_crops` crops each repeated once per band (crop-major): copy `j` has `t` uniform in band `j`."
+    e = t_band_edges(num_timesteps, bands); nb = len(e) - 1
+    ts, ns = [], []
+    for i in range(n_crops):
+        for j in range(nb):
+            g = torch.Generator().manual_seed(sample_seed(seed, -1 - (i * nb + j)))   # negative: never a training index
+            ts.append(torch.randint(e[j], e[j + 1], (1,), generator=g)); ns.append(torch.randn(C, T, generator=g))
+    n = n_crops * nb
+    return NoiseDraw(torch.cat(ts), torch.stack(ns), torch.ones(n), torch.ones(n))   # u = 1: no condition dropped
+
+@torch.no_grad()
+def condition_gains(model, scheduler: DDPMScheduler, z0: Tensor, S_sync: Tensor, frame_mask: Tensor, F_style: Tensor,
+                    draw: NoiseDraw, bands: int | Sequence[int] = 4) -> dict[str, float]:
+    "`loss`, `gain_H`, `gain_S`, `gain_S_uH` over all samples and per band (`'gain_H/t0-250'`, …), model in eval mode."
+    was = model.training; model.eval()
+    fm = frame_mask.bool()
+    m = fm[:, None].to(z0.dtype)
+    z0, noise, t = z0 * m, draw.noise.to(z0) * m, draw.t.to(z0.device)
+    z_t = scheduler.add_noise(z0, noise, t)
+    target = diffusion_target(scheduler, z0, noise, t)
+    feats = replace(model.encode_structure(S_sync, fm), aux=None)
+    null_H, null_S = model.hse.null(fm), model.null_style_batch(len(z0)).to(F_style.dtype)
+    L = {k: masked_mse(model(z_t, t, feats if h else null_H, F_style if s else null_S, fm), target, fm).cpu()
+         for k, (h, s) in CONDITION_PAIRS.items()}                                 # per-sample losses, (B,) each
+    model.train(was)
+    e = t_band_edges(scheduler.config.num_train_timesteps, bands)
+    band = torch.bucketize(t.cpu(), torch.tensor(e[1:-1]), right=True)             # band of each sample
+    out = {}
+    def put(suffix: str, sel: Tensor):
+        mean = lambda x: float(x[sel].mean())
+        out['loss' + suffix], out['gain_H' + suffix] = mean(L['HS']), mean(L['uS'] - L['HS'])
+        out['gain_S' + suffix], out['gain_S_uH' + suffix] = mean(L['Hu'] - L['HS']), mean(L['uu'] - L['uS'])
+    put('', torch.ones_like(band, dtype=torch.bool))
+    for j in range(len(e) - 1):
+        if (band == j).any(): put(f'/t{e[j]}-{e[j + 1]}', band == j)
+    return out
+
 # %% ../nbs/23_diffusion.ipynb #0a7e2ca3
 def combine_cfg(e_uu: Tensor, e_hu: Tensor, e_third: Tensor, w_H: float, w_S: float, form: str = 'additive') -> Tensor:
     """Guided output from ε(∅,∅), ε(C_H,∅) and the third term: ε(∅,C_S) (`additive`, the paper) or ε(C_H,C_S) (`nested`)."""
@@ -158,7 +210,8 @@ class GuidanceConditions:
         "The conditions of term `i` (0, 1, 2) alone, batch B."
         sl = slice(i * self.B, (i + 1) * self.B)
         f = self.feats
-        fe = StructureFeatures(f.F_event[sl], f.F_local[sl], f.F_global[sl], f.mask_H[sl], f.mask_M[sl], f.mask_L[sl], f.T_H, None, f.full)
+        fe = StructureFeatures(f.F_event[sl], f.F_local[sl], f.F_global[sl], f.mask_H[sl], f.mask_M[sl], f.mask_L[sl], f.T_H, None, f.full,
+                               S_sync=None if f.S_sync is None else f.S_sync[sl])
         return fe, self.F_style[sl], None if self.frame_mask is None else self.frame_mask[sl]
 
 def guided_prediction(model, z_t: Tensor, t, gc: GuidanceConditions, w_H: float, w_S: float,

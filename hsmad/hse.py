@@ -200,6 +200,7 @@ class StructureFeatures:
     T_H: int           # unpadded number of frames
     aux: AuxPredictions | None = None  # auxiliary-head outputs (None for null features or without aux heads)
     full: bool = False # every clip's T_H frames are real (the HSE ran without a frame mask): real keys are prefixes
+    S_sync: Tensor | None = None       # (B, 3P, T_Hp) the padded SRM the HSE read (zeros in ∅_H), for the U-Net's SRM skip
 
     @property
     def batch_size(self) -> int: return self.F_event.shape[0]
@@ -219,13 +220,14 @@ class StructureFeatures:
         if other.T_H != self.T_H or other.F_event.shape != self.F_event.shape:
             raise ValueError("where: both StructureFeatures must have the same batch size and lengths")
         return replace(self, F_event=_where(keep, self.F_event, other.F_event), F_local=_where(keep, self.F_local, other.F_local),
-                       F_global=_where(keep, self.F_global, other.F_global), aux=None, full=self.full and other.full)
+                       F_global=_where(keep, self.F_global, other.F_global), aux=None, full=self.full and other.full,
+                       S_sync=_where(keep, self.S_sync, other.S_sync))
 
     @staticmethod
     def cat(xs: Sequence[StructureFeatures]) -> StructureFeatures:
         "Concatenate along the batch (all must share `T_H`), e.g. for one batched guidance pass."
         if len({x.T_H for x in xs}) != 1: raise ValueError(f"cat: T_H differs: {[x.T_H for x in xs]}")
-        t = {f.name: torch.cat([getattr(x, f.name) for x in xs]) for f in fields(StructureFeatures) if f.name not in ('T_H', 'aux', 'full')}
+        t = {f.name: _cat([getattr(x, f.name) for x in xs]) for f in fields(StructureFeatures) if f.name not in ('T_H', 'aux', 'full')}
         return StructureFeatures(**t, T_H=xs[0].T_H, aux=AuxPredictions.cat([x.aux for x in xs]), full=all(x.full for x in xs))
 
     def detach(self) -> StructureFeatures:
@@ -336,7 +338,7 @@ class HSE(nn.Module):
         h = self.down2(F_local.transpose(1, 2)).transpose(1, 2) * mask_L[..., None]                        # (B, T_Lp, D_global)
         F_global = self.stage_global(h, mask_L, k_L)
         aux = None if self.aux_heads is None else self.aux_heads(F_local, F_global, mask_L)
-        return StructureFeatures(F_event, F_local, F_global, mask_H, mask_M, mask_L, T_H, aux, full)
+        return StructureFeatures(F_event, F_local, F_global, mask_H, mask_M, mask_L, T_H, aux, full, S_sync=x)
 
     def null(self, frame_mask: Tensor) -> StructureFeatures:
         "The learned null structure ∅_H for a (B, T_H) frame mask (null vectors on real frames, zeros on padding)."
@@ -351,4 +353,5 @@ class HSE(nn.Module):
     def _null(self, mask_H: Tensor, mask_M: Tensor, mask_L: Tensor, T_H: int, full: bool) -> StructureFeatures:
         rep = lambda v, m: v.expand(m.shape[0], m.shape[1], -1) * m[..., None].to(v.dtype)
         return StructureFeatures(rep(self.null_event, mask_H), rep(self.null_local, mask_M), rep(self.null_global, mask_L),
-                                 mask_H, mask_M, mask_L, T_H, None, full)
+                                 mask_H, mask_M, mask_L, T_H, None, full,
+                                 S_sync=self.null_event.new_zeros(mask_H.shape[0], 3 * self.cfg.n_pitches, mask_H.shape[1]))   # no notes

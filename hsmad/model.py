@@ -103,7 +103,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     'hse.downsample': ('hse.down1.', 'hse.down2.'),
     'hse.aux_heads': ('hse.aux_heads.',),
     'unet.embed': ('unet.embed.',),
-    'unet.io': ('unet.in_conv.', 'unet.out_norm.', 'unet.out_conv.', 'unet.latent_skip.'),
+    'unet.io': ('unet.in_conv.', 'unet.out_norm.', 'unet.out_conv.', 'unet.latent_skip.', 'unet.srm_skip.'),
     'unet.high': ('unet.down_high.', 'unet.up_high.', 'unet.fuse_high.'),
     'unet.mid': ('unet.down_mid.', 'unet.up_mid.', 'unet.fuse_mid.'),
     'unet.low': ('unet.bottleneck.',),

@@ -26,7 +26,7 @@ from .checkpoint import checkpoints, latest_checkpoint, save_checkpoint, clean_p
 from .io import atomic_torch_save, atomic_write, fsync_dir
 from .errors import (CommandParser, Interrupted, UsageError, check_device, check_input_file, check_output_dir, command,
                           int_arg)
-from .diffusion import train_scheduler, CFGDropout, diffusion_loss, draw_noise
+from .diffusion import train_scheduler, CFGDropout, diffusion_loss, draw_noise, band_draw, condition_gains
 
 log = logging.getLogger('hsmad.train')   # by name: also when run as `python -m hsmad.train`
 
@@ -120,6 +120,9 @@ class TrainSettings:
     progress: bool = True           # tqdm bar on rank 0
     tensorboard: bool = True        # also write TensorBoard events to out/tb
     stop_after: int | None = None   # stop (without the final checkpoint) after this step; for tests and time-boxed jobs
+    val_every: int = 0              # condition gains on fixed validation crops every N steps (and at the end); 0 = off
+    val_crops: int = 8              # validation crops (each scored in every t band)
+    val_bands: int = 4              # equal t bands of the validation gains
 
 class StepBatches:
     "Index lists of the micro-batches this rank reads, from step `start` on (see the module header)."
@@ -262,7 +265,9 @@ class Trainer:
         self.data = CropDataset(self.cache, cfg.T_H, 'train', cfg.R1, cfg.R2, style_encoder=None, length=2 ** 62,
                                 seed=cfg.seed, srm_binary=self.model.srm_binary, srm_sigma_frames=cfg.srm_sigma_frames,
                                 srm_radius=cfg.srm_radius)
-        self.style = _style_table(self.out, sorted({self.cache.entries[i].style for i in self.data.indices}), cfg, d)
+        self.val = self._val_batch() if ts.val_every and cfg.variant != 'musicgen' else None   # fixed crops (see Validation)
+        texts = {self.cache.entries[i].style for i in self.data.indices} | set(self.val.style_text if self.val is not None else ())
+        self.style = _style_table(self.out, sorted(texts), cfg, d)
         self._style_dev = {k: v.to(d.device) for k, v in self.style.items()}
         self.objective = build_objective(self.model, cfg, self.cache)
         self.frozen = []
@@ -386,7 +391,37 @@ def _log(self: Trainer, rec: dict):
     self.metrics.write(json.dumps(rec) + '\n'); self.metrics.flush()
     if self.tb is not None:
         for k, v in rec.items():
-            if k != 'step' and isinstance(v, (int, float)): self.tb.add_scalar(f'train/{k}', v, rec['step'])
+            if k != 'step' and isinstance(v, (int, float)): self.tb.add_scalar(k if '/' in k else f'train/{k}', v, rec['step'])
+
+# %% ../nbs/25_train.ipynb #d9890386
+@patch
+def _val_batch(self: Trainer):
+    "`val_crops` fixed crops of the validation split (the training split when the cache has none)."
+    from hsmad.data.samples import CropDataset
+    cfg, ts = self.cfg, self.ts
+    self.val_split = 'validation' if self.cache.split('validation') else 'train'
+    ds = CropDataset(self.cache, cfg.T_H, self.val_split, cfg.R1, cfg.R2, style_encoder=None, length=ts.val_crops,
+                     seed=cfg.seed + 1, srm_binary=self.model.srm_binary, srm_sigma_frames=cfg.srm_sigma_frames,
+                     srm_radius=cfg.srm_radius)
+    return ds.collate([ds[i] for i in range(ts.val_crops)])
+
+@patch
+@torch.no_grad()
+def validate(self: Trainer) -> dict[str, float]:
+    "`{'val/loss', 'val/gain_H', 'val/gain_S', 'val/gain_S_uH', … per band}` of the EMA weights (rank 0; `{}` elsewhere)."
+    if self.val is None or not self.d.main: return {}
+    cfg, b, nb = self.cfg, self.val, self.ts.val_bands
+    rep = lambda x: x.repeat_interleave(nb, 0).to(self.d.device)             # each crop once per band
+    draw = band_draw(cfg.seed, len(b), cfg.latent_channels, b.latents.shape[-1], cfg.train_timesteps, nb).to(self.d.device)
+    F_style = torch.stack([self._style_dev[t] for t in b.style_text])
+    params = list(self.model.parameters())
+    self.ema.store(params); self.ema.copy_to(params)                         # the EMA weights, the raw ones put back after
+    try:
+        g = condition_gains(self.model, self.objective.scheduler, rep(b.latents), rep(b.S_sync), rep(b.frame_mask),
+                            rep(F_style), draw, nb)
+    finally:
+        self.ema.restore(params)
+    return {f'val/{k}': v for k, v in g.items()}
 
 # %% ../nbs/25_train.ipynb #8f97bb07
 @patch(as_prop=True)
@@ -419,10 +454,12 @@ def _settle(self: Trainer) -> dict:
         raise NonFiniteLossError(f"step {step - 1}: loss {rec['loss']} / gradient norm {rec['grad_norm']} is not finite; stopped, "
                                  f"nothing written. Last good checkpoint: {ck[-1] if ck else 'none'}. "
                                  f"Lower the learning rate (--set lr=...) or check the cache statistics, then --resume.")
-    if step % self.ts.log_every == 0 or step == self.cfg.steps:
+    val_due = self.val is not None and (step % self.ts.val_every == 0 or step == self.cfg.steps)
+    if step % self.ts.log_every == 0 or step == self.cfg.steps or val_due:
         now, (t0, n0) = time.time(), self._clock
         rec.update(steps_per_s=(step - n0) / max(now - t0, 1e-9), time=now)
-        self._clock, self._last_log = (now, step), rec
+        if val_due: rec.update(self.validate(), val_seconds=time.time() - now)
+        self._clock, self._last_log = (time.time(), step), rec             # validation time is not training speed
         self._log(rec)
         if self._bar is not None: self._bar.set_postfix(loss=f"{rec['loss']:.4f}")
     return rec
@@ -534,6 +571,8 @@ def train_parser() -> argparse.ArgumentParser:
     ap.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     ap.add_argument('--no-bf16', action='store_true', help='train in float32 on CUDA')
     ap.add_argument('--stop-after', type=int_arg(1), default=None, help='stop after this step (time-boxed jobs)')
+    ap.add_argument('--val-every', type=int_arg(0), default=500, help='structure and style gains on fixed validation crops every N steps and at the end (0: off)')
+    ap.add_argument('--val-crops', type=int_arg(1), default=8, help='validation crops for the gains')
     ap.add_argument('--set', nargs='*', default=[], metavar='NAME=VALUE', help='override config fields')
     ap.add_argument('--no-progress', action='store_true')
     ap.add_argument('--no-tensorboard', action='store_true')
@@ -568,7 +607,8 @@ def cli_train(argv: list[str] | None = None) -> int:
     ts = TrainSettings(out=a.out, cache=str(cache), micro_batch=a.micro_batch, ckpt_every=a.ckpt_every or 0, keep_last=a.keep_last,
                        log_every=a.log_every, workers=a.workers, device=a.device, bf16=not a.no_bf16, resume=a.resume,
                        pin_memory=not a.no_pin_memory, compile=a.compile, checkpointing=a.checkpointing,
-                       progress=not a.no_progress, tensorboard=not a.no_tensorboard, stop_after=a.stop_after)
+                       progress=not a.no_progress, tensorboard=not a.no_tensorboard, stop_after=a.stop_after,
+                       val_every=a.val_every, val_crops=a.val_crops)
     tr = None
     try:
         if not rank0: wait_for_cache(cache)            # before joining the group: no collective (and no watchdog) while rank 0 encodes

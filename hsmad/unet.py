@@ -18,7 +18,8 @@ from .hse import (Attention, StridedDownsample, StructureFeatures, check_frame_m
 
 # %% auto #0
 __all__ = ['VARIANTS', 'VariantSpec', 'variant_spec', 'timestep_embedding', 'ConditionEmbedding', 'AdaLN', 'TCA', 'GatedTCA',
-           'toy_alignment', 'ResBlock1D', 'TransformerBlock', 'UNetLevel', 'Upsample', 'LatentSkip', 'MRCIUNet']
+           'toy_alignment', 'ResBlock1D', 'TransformerBlock', 'UNetLevel', 'Upsample', 'LatentSkip', 'SRMSkip',
+           'MRCIUNet']
 
 # %% ../nbs/21_unet.ipynb #5112263f
 @dataclass(frozen=True)
@@ -60,15 +61,17 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     return F.pad(emb, (0, dim % 2))
 
 class ConditionEmbedding(nn.Module):
-    "c = MLP(sinusoid(t)) + MLP(F_style): the vector every AdaLN reads."
-    def __init__(self, style_dim: int, d: int):
+    "c = MLP(sinusoid(t)) + MLP(F_style) (with `style_norm`: MLP(LayerNorm(F_style))): the vector every AdaLN reads."
+    def __init__(self, style_dim: int, d: int, style_norm: bool = False):
         super().__init__()
         self.d = d
         self.t_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.style_norm = nn.LayerNorm(style_dim, elementwise_affine=False) if style_norm else None   # no parameters
         self.style_mlp = nn.Sequential(nn.Linear(style_dim, d), nn.SiLU(), nn.Linear(d, d))
 
     def forward(self, t: Tensor, F_style: Tensor) -> Tensor:
-        return self.t_mlp(timestep_embedding(t, self.d)) + self.style_mlp(F_style)   # (B, d)
+        s = F_style if self.style_norm is None else self.style_norm(F_style)
+        return self.t_mlp(timestep_embedding(t, self.d)) + self.style_mlp(s)          # (B, d)
 
 class AdaLN(nn.Module):
     "γ·LayerNorm(Z) + β with (γ - 1, β) = Linear(SiLU(c)), zero-initialised; Z is (B, T, C)."
@@ -206,6 +209,20 @@ class LatentSkip(nn.Module):
         w = self.taps(F.silu(c)).reshape(B * C, 1, self.k)                        # one filter per (clip, channel)
         return F.conv1d(z.reshape(1, B * C, T), w, padding=self.k // 2, groups=B * C).view(B, C, T)
 
+# %% ../nbs/21_unet.ipynb #0cbaffcd
+class SRMSkip(nn.Module):
+    "out = γ(c) ⊙ Conv1d(S_sync): a full-rank map from the SRM to the latent channels with a per-channel gain from c; 0 at init."
+    def __init__(self, n_srm: int, channels: int, d_cond: int, kernel: int):
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0: raise ValueError(f"srm_skip_kernel must be odd and positive, got {kernel}")
+        self.conv = nn.Conv1d(n_srm, channels, kernel, padding=kernel // 2, bias=False)   # no notes, nothing added
+        self.gain = nn.Linear(d_cond, channels)
+        nn.init.zeros_(self.gain.weight); nn.init.zeros_(self.gain.bias)
+
+    def forward(self, S_sync: Tensor, c: Tensor) -> Tensor:
+        "S_sync (B, 3P, T), c (B, d_cond) -> (B, C, T)."
+        return self.gain(F.silu(c))[:, :, None] * self.conv(S_sync)
+
 # %% ../nbs/21_unet.ipynb #722901c7
 class MRCIUNet(nn.Module):
     "Multi-resolution condition-injection 1D U-Net with SCM; `forward(z_t, t, F_style, feats, frame_mask) -> (B, C, T_H)`."
@@ -219,7 +236,7 @@ class MRCIUNet(nn.Module):
         d_M = cfg.d_local if spec.local else None
         d_L = None if spec.global_ == 'none' else cfg.d_global
         if spec.global_ not in ('frames', 'pooled', 'none'): raise ValueError(f"VariantSpec.global_ must be frames/pooled/none, got {spec.global_!r}")
-        self.embed = ConditionEmbedding(cfg.style_dim, d)
+        self.embed = ConditionEmbedding(cfg.style_dim, d, cfg.style_norm)
         self.in_conv = nn.Conv1d(cfg.latent_channels, ch, 3, padding=1)
         self.down_high = lvl(ch, d_H)
         self.down1 = StridedDownsample(ch, cm, cfg.R1)
@@ -237,6 +254,8 @@ class MRCIUNet(nn.Module):
         self.out_norm = AdaLN(ch, d)
         self.out_conv = nn.Conv1d(ch, cfg.latent_channels, 3, padding=1)
         self.latent_skip = LatentSkip(cfg.latent_channels, d, cfg.latent_skip_kernel) if cfg.latent_skip_kernel else None
+        self.srm_skip = (SRMSkip(3 * cfg.n_pitches, cfg.latent_channels, d, cfg.srm_skip_kernel)
+                         if cfg.srm_skip_kernel and spec.event else None)                   # event-level variants only
 
     def _level_inputs(self, feats: StructureFeatures):
         "The (F_l, mask) pairs each level reads, or None where the variant injects nothing."
@@ -280,4 +299,7 @@ class MRCIUNet(nn.Module):
         h = F.silu(self.out_norm(h.transpose(1, 2), c)).transpose(1, 2) * _m(mask_H, h)
         out = self.out_conv(h)
         if self.latent_skip is not None: out = out + self.latent_skip(z * _m(mask_H, z), c)   # full-rank path (ours)
+        if self.srm_skip is not None:                                                   # full-rank score -> spectrum (ours)
+            if feats.S_sync is None: raise ValueError("srm_skip_kernel needs StructureFeatures.S_sync (features from HSMAD.encode_structure)")
+            out = out + self.srm_skip(feats.S_sync, c) * _m(mask_H, out)
         return out[..., :T_H]                                                           # (B, C, T_H)

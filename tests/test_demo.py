@@ -17,7 +17,8 @@ import demo_report  # noqa: E402
 def _demo(tmp: Path, **extra) -> subprocess.CompletedProcess:
     env = dict(os.environ, PY=sys.executable, DATA_ROOT=str(tmp / 'mini'), RUNS_DIR=str(tmp / 'runs'), RESULTS=str(tmp / 'results'),
                FIGURES=str(tmp / 'figures'), EXECUTED=str(tmp / 'executed'), DEMO_TRACKS='14', DEMO_MAX_SECONDS='6',
-               DEMO_STEPS='2', MAX_CLIPS='2', SAMPLE_STEPS='2', DEMO_SETS=' '.join(SMOKE_SETS), OMP_NUM_THREADS='1')
+               DEMO_STEPS='2', MAX_CLIPS='2', SAMPLE_STEPS='2', DEMO_SETS=' '.join(SMOKE_SETS), OMP_NUM_THREADS='1',
+               DEMO_PROMPT_SWAP='1', DEMO_HELDOUT='1')
     env.update(extra)
     return subprocess.run(['bash', str(ROOT / 'tools' / 'demo.sh')], env=env, capture_output=True, text=True, timeout=900)
 
@@ -56,6 +57,13 @@ def test_demo_writes_results_figures_report(demo):
     assert summ['paired_f1_difference'] == paired_difference([c['f1'] for c in h['clips']], [c['f1'] for c in g['clips']])
     assert summ['paired_pooled']['f1']['difference'] == pytest.approx(h['f1'] - g['f1'])
     assert 'training HS-MAD and Baseline-Global' in r.stdout and 'done: report' in r.stdout
+    for want in ['## Held-out works (never in the mini dataset)', 'HS-MAD vs Baseline-Global on the held-out works, paired',
+                 '## The same score under every prompt', 'long-term-spectrum-nearest-ensemble',
+                 '## Style adherence: what the measure recognised', '## Does the model use its conditions?']:
+        assert want in md, want
+    assert (tmp / 'figures' / 'demo_gains.png').stat().st_size > 5000
+    assert [x['step'] for x in summ['condition_gains']['HS-MAD']] == [2]                  # validation at the last step
+    assert summ['heldout']['paired_f1_difference']['n'] == len(res['heldout']['model_rows'][0]['clips'])
 
 
 def test_demo_rerun_resumes(demo):

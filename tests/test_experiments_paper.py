@@ -53,7 +53,8 @@ def evaluate(kernel, outdir, data_root):
 
 
 @pytest.fixture(scope='module')
-def baselines(kernel, outdir, data_root): return _table(kernel, outdir, data_root, 'baselines')
+def baselines(kernel, outdir, data_root):
+    return _execute(kernel, outdir, 'baselines', data_root=str(data_root), out_dir=str(outdir / 'results'), heldout=True, prompt_swap=1)
 
 
 @pytest.fixture(scope='module')
@@ -204,6 +205,15 @@ def test_baselines(baselines):
     assert [r['row'] for r in csv_rows] == [r['row'] for r in res['ceiling_rows'] + res['model_rows']]
     assert csv_rows[-1]['status'] == 'ok' and csv_rows[-1]['f1'] != '' and float(csv_rows[-1]['gen_s_per_audio_s']) > 0
     assert float(csv_rows[0]['f1_ci95_lo']) == res['ceiling_rows'][0]['f1_ci95'][0]
+    held = res['heldout']                                                     # works mini never uses, same measures
+    assert Path(held['data_root']).name == 'mini-heldout' and held['n_clips'] >= 1
+    assert [r['row'] for r in held['model_rows']] == ['HS-MAD', 'Baseline-Global'] and len(held['ceiling_rows']) == 2
+    for r in held['ceiling_rows'] + held['model_rows']: _check_metric_row(r, held['n_clips'])
+    assert {c['track_id'] for c in held['clips']} <= {'Track00001', 'Track00002'}
+    for row, sw in res['prompt_swap'].items():                                # one crop under every mini prompt
+        assert row in ('HS-MAD', 'Baseline-Global') and sw['measure'] == 'long-term-spectrum-nearest-ensemble'
+        assert sw['n'] == len(sw['prompts']) == 7 and math.isclose(sw['chance'], 1 / 7) and 0 <= sw['accuracy'] <= 1
+        assert sum(map(sum, sw['confusion']['counts'])) == sw['n'] and sw['confusion']['classes'] == sorted(sw['prompts'])
 
 
 def test_ablations(ablations):

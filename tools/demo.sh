@@ -5,7 +5,8 @@
 # About 30 minutes on 2 cores from a fresh clone (setup included). Re-running resumes: a finished step is kept.
 # Environment: DEMO_STEPS (training steps per model), DEMO_TRACKS (mini tracks), DEMO_MAX_SECONDS (cut tracks; tests), DATA_ROOT (default data/mini),
 # RUNS_DIR (runs/demo), RESULTS (results), FIGURES (figures), EXECUTED (executed), MAX_CLIPS (24), SAMPLE_STEPS (25),
-# DEMO_SETS (extra `hsmad train --set` overrides, e.g. "tca_window=8"), PY (.venv/bin/python).
+# DEMO_SETS (extra `hsmad train --set` overrides, e.g. "tca_window=8"), DEMO_HELDOUT (1: also score works mini never uses),
+# DEMO_PROMPT_SWAP (crops generated under every prompt; 0: off), DEMO_VAL_EVERY (validation gains every N steps), PY (.venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -13,6 +14,7 @@ STEPS=${DEMO_STEPS:-2000}; TRACKS=${DEMO_TRACKS:-60}; MAX_SECONDS=${DEMO_MAX_SEC
 DATA_ROOT=${DATA_ROOT:-data/mini}; RUNS_DIR=${RUNS_DIR:-runs/demo}
 RESULTS=${RESULTS:-results}; FIGURES=${FIGURES:-figures}; EXECUTED=${EXECUTED:-executed}
 MAX_CLIPS=${MAX_CLIPS:-24}; SAMPLE_STEPS=${SAMPLE_STEPS:-25}; SETS=${DEMO_SETS:-}
+HELDOUT=${DEMO_HELDOUT:-1}; PROMPT_SWAP=${DEMO_PROMPT_SWAP:-3}; VAL_EVERY=${DEMO_VAL_EVERY:-250}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 CORES=$(nproc)
 mkdir -p "$RESULTS" "$FIGURES" "$EXECUTED" "$RUNS_DIR"
@@ -33,7 +35,8 @@ THREADS=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))
 pids=()
 for v in hsmad global; do
   run="$RUNS_DIR/$v"; args=(--preset "$PRESET" --dataset mini --data-root "$DATA_ROOT" --cache "$CACHE" --steps "$STEPS"
-    --out "$run" --variant "$v" --seed 0 --log-every 20 --ckpt-every 200 --no-progress --no-tensorboard --device cpu)
+    --out "$run" --variant "$v" --seed 0 --log-every 20 --ckpt-every 250 --keep-last 0 --val-every "$VAL_EVERY"
+    --no-progress --no-tensorboard --device cpu)   # every checkpoint kept: experiments/scaling.ipynb reads them
   { [ -d "$run/checkpoints" ] || [ -s "$run/metrics.jsonl" ]; } && args+=(--resume)   # a folder holding a run is continued, never trained over
   # shellcheck disable=SC2206
   [ -n "$SETS" ] && args+=(--set $SETS)
@@ -68,7 +71,9 @@ say "generating and evaluating $MAX_CLIPS test clips per model (experiments/base
 OMP_NUM_THREADS=$CORES "$PY" -m papermill experiments/baselines.ipynb "$EXECUTED/demo.ipynb" -k python3 --log-output \
   -p name demo -p dataset mini -p data_root "$DATA_ROOT" -p preset "$PRESET" -p train_steps "$STEPS" \
   -y "{variants: [hsmad, global], runs: {hsmad: '$RUNS_DIR/hsmad', global: '$RUNS_DIR/global'}}" \
-  -p max_clips "$MAX_CLIPS" -p steps "$SAMPLE_STEPS" -p out_dir "$RESULTS" > "$EXECUTED/demo.log" 2>&1 \
+  -p max_clips "$MAX_CLIPS" -p steps "$SAMPLE_STEPS" -p out_dir "$RESULTS" -p prompt_swap "$PROMPT_SWAP" \
+  -p heldout "$([ "$HELDOUT" = 1 ] && echo True || echo False)" ${MAX_SECONDS:+-p heldout_max_seconds "$MAX_SECONDS"} \
+  > "$EXECUTED/demo.log" 2>&1 \
   || { tail -n 40 "$EXECUTED/demo.log" >&2; exit 1; }
 
 # 4. figures (from results/ only) and the report

