@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #9dbbc887
 from __future__ import annotations
-import argparse, importlib, logging, sys
+import importlib, logging, sys
 from pathlib import Path
 import numpy as np
 from .errors import (CommandParser, UsageError, command, int_arg, float_arg, check_output_file, check_output_dir,

@@ -8,9 +8,7 @@ import hashlib, time
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from diffusers import DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .midi import Notes, read_midi, MidiError
+from .midi import Notes, read_midi
 from .srm import render_srm
 from .diffusion import sample, SAMPLERS, CFG_FORMS
 from .checkpoint import Pretrained, load_pretrained

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import HSMADConfig, get_preset
+from .config import HSMADConfig
 from .data.labels import AuxLabels
 
 # %% auto #0

@@ -5,9 +5,9 @@
 # %% ../nbs/01_midi.ipynb #008a6275
 from __future__ import annotations
 import os, warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 import contextlib, io
 import numpy as np
 from fastcore.basics import patch

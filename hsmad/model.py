@@ -5,7 +5,6 @@
 # %% ../nbs/22_model.ipynb #88d3ae09
 from __future__ import annotations
 import json
-from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -16,7 +15,7 @@ from .config import HSMADConfig, PRESETS, get_preset
 from .errors import CommandParser, command, float_arg
 from .data.labels import AuxLabels
 from .hse import HSE, StructureFeatures, aux_losses, check_frame_mask
-from .unet import VARIANTS, MRCIUNet, VariantSpec, variant_spec
+from .unet import VARIANTS, MRCIUNet, variant_spec
 
 # %% auto #0
 __all__ = ['COMPONENTS', 'HSMAD', 'param_counts', 'info', 'cli_info']

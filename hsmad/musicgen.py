@@ -4,7 +4,7 @@
 
 # %% ../nbs/28_musicgen.ipynb #db13c3da
 from __future__ import annotations
-import json, math, sys
+import json
 from dataclasses import dataclass
 from typing import Sequence
 

@@ -5,11 +5,10 @@
 # %% ../nbs/25_train.ipynb #d6a24d0e
 from __future__ import annotations
 import argparse, contextlib, functools, hashlib, json, logging, math, os, sys, time
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.distributed as dist

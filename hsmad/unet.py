@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import HSMADConfig
-from .hse import (Attention, StridedDownsample, StructureFeatures, check_frame_mask, downsample_mask,
+from .hse import (Attention, StridedDownsample, StructureFeatures, downsample_mask,
                        masked_mean_pool, pad_to_multiple, prefix_lengths)
 
 # %% auto #0

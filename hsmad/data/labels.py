@@ -4,10 +4,9 @@
 
 # %% ../../nbs/13_data_labels.ipynb #8b57da23
 from __future__ import annotations
-import math, os, warnings
+import os, warnings
 from dataclasses import dataclass, fields
 import numpy as np
-import torch
 from torch import Tensor
 from ..midi import Notes, load_pretty_midi
 

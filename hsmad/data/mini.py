@@ -4,10 +4,10 @@
 
 # %% ../../nbs/10_data_mini.ipynb #9646497e
 from __future__ import annotations
-import argparse, hashlib, json, os, shutil, signal, time, uuid
+import argparse, hashlib, json, os, signal, time
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 import numpy as np

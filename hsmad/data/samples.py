@@ -4,13 +4,11 @@
 
 # %% ../../nbs/15_data_samples.ipynb #86bedec7
 from __future__ import annotations
-import math, os, warnings
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 import numpy as np
 import torch
-from ..midi import Notes, load_pretty_midi
+from ..midi import Notes
 from ..config import LatentGeometry
 from ..srm import render_srm
 from .labels import TrackLabels, CropLabels, AuxLabels, crop_labels

@@ -5,7 +5,7 @@
 # %% ../../nbs/33_eval_adherence.ipynb #31d20790
 from __future__ import annotations
 import json, os, time
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Sequence, Union
 import numpy as np

@@ -14,7 +14,7 @@ from ..midi import Notes
 from ..io import atomic_write
 from .metrics import aggregate, structure_row
 from .fad import EmbeddingStats, fad, frechet_distance, get_embedder
-from .adherence import AUGMENT_SIGMAS, AdherenceClassifier, MEASURE_CLASSIFIER, confusion, nearest_ensemble, style_adherence, train_adherence
+from .adherence import AUGMENT_SIGMAS, AdherenceClassifier, MEASURE_CLASSIFIER, nearest_ensemble, style_adherence, train_adherence
 
 # %% auto #0
 __all__ = ['N_BOOT', 'BOOT_SEED', 'MIN_MATCHED', 'STATISTICS', 'COLUMNS', 'boot_weights', 'ci95', 'paired_difference',

@@ -4,13 +4,13 @@
 
 # %% ../../nbs/32_eval_fad.ipynb #eccdae20
 from __future__ import annotations
-import contextlib, io, json, logging, os
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, Union
 import numpy as np
-from ..audio import load_audio, resample_audio, to_mono
-from ..data.style import CLAP_ENV, CLAP_HELP, clap_embeddings, load_clap
+from ..audio import load_audio, resample_audio
+from ..data.style import CLAP_ENV, clap_embeddings, load_clap
 
 # %% auto #0
 __all__ = ['AudioItem', 'EMBEDDERS', 'DEFAULT_EMBEDDER', 'frechet_distance', 'EmbeddingStats', 'fad', 'Embedder', 'CrepeEmbedder',

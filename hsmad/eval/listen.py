@@ -4,7 +4,7 @@
 
 # %% ../../nbs/36_eval_listen.ipynb #c14524a2
 from __future__ import annotations
-import argparse, hashlib, json, math, re, sqlite3, sys, threading, time
+import hashlib, json, math, re, sqlite3, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone

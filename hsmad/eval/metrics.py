@@ -5,8 +5,6 @@
 # %% ../../nbs/31_eval_metrics.ipynb #9b14f3b8
 from __future__ import annotations
 import json, math, os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence, Union
 import numpy as np
 from ..midi import Notes, read_midi
