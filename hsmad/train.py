@@ -86,7 +86,7 @@ def wait_for_cache(cache: str | os.PathLike, timeout: float | None = None, poll:
             raise FileNotFoundError(f"{f} did not appear within {timeout:g} s: rank 0 encodes the cache (see its log); on several "
                                     f"nodes the cache folder must be on a filesystem every node sees, or encode it first (`hsmad data encode`)")
         if time.time() - said > 600:
-            print(f"[train] rank {os.environ.get('RANK', '?')}: still waiting for {f} ({(time.time() - t0) / 60:.0f} min)", file=sys.stderr)
+            log.info(f"rank {os.environ.get('RANK', '?')}: still waiting for {f} ({(time.time() - t0) / 60:.0f} min)")
             said = time.time()
         time.sleep(poll)
     return Path(cache)
