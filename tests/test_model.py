@@ -85,7 +85,8 @@ def test_gradient_routing(variant):
     S, fm, z0, st, _ = batch(cfg)
     feats = model.encode_structure(S, fm)
     leaves = {k: getattr(feats, k).detach().requires_grad_() for k in LEVELS}
-    feats_l = StructureFeatures(**leaves, mask_H=feats.mask_H, mask_M=feats.mask_M, mask_L=feats.mask_L, T_H=feats.T_H)
+    feats_l = StructureFeatures(**leaves, mask_H=feats.mask_H, mask_M=feats.mask_M, mask_L=feats.mask_L, T_H=feats.T_H,
+                                S_sync=feats.S_sync)
     diffusion_loss(model, feats_l, z0, st, fm).backward()
     want = injected(variant)
     for k in LEVELS:
