@@ -334,9 +334,15 @@ def test_one_code_per_kind_of_failure():
 
 
 # ----------------------------------------------------------------------------- Ctrl-C: a real SIGINT to a subprocess
+def _sigint_default():
+    "In the child: SIGINT back to its default, so Python installs its KeyboardInterrupt handler even when the test runner's\n    shell started us with SIGINT ignored (a background job in a non-interactive shell, as some CI runners are)."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(cmd: list[str], ready: Callable[[], bool], timeout: float = 300) -> tuple[int, str]:
     "Run `hsmad CMD` in a subprocess, send SIGINT once `ready()`; its exit status and stderr."
-    p = subprocess.Popen([sys.executable, '-m', 'hsmad.cli', *cmd], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, '-m', 'hsmad.cli', *cmd], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_sigint_default)
     try:
         t0 = time.time()
         while not ready() and p.poll() is None and time.time() - t0 < timeout: time.sleep(0.05)
@@ -353,7 +359,7 @@ def test_ctrl_c_generate_writes_nothing(world):
     before = snapshot(world)
     p = subprocess.Popen([sys.executable, '-m', 'hsmad.cli', 'generate', str(world / 'long.mid'), '--checkpoint', str(world / 'gen'),
                           '--style', 'test style', '-o', str(world / 'old.wav'), '--steps', '20'],
-                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     try:
         first = p.stderr.readline()           # the window plan, logged before the first window is sampled
         n = len(window_plan(math.ceil(59.95 * 62.5), 32, 8))   # 0.512 s windows overlapping by 8 frames
