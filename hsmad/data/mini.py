@@ -418,7 +418,7 @@ HELDOUT_WORKS = ('haydn/opus74no1/movement1', 'haydn/opus1no1/movement1', 'mozar
 HELDOUT_MAX_SECONDS = 30.0
 
 def build_heldout(out: str | os.PathLike, seed: int = 0, sample_rate: int = 16000, works: Sequence[str] = HELDOUT_WORKS,
-                  max_seconds: float = HELDOUT_MAX_SECONDS, workers: int | None = None, sf2: str = SF2, progress: bool = True) -> dict:
+                  max_seconds: float = HELDOUT_MAX_SECONDS, sf2: str = SF2, progress: bool = True) -> dict:
     "Render `works` (never used by `build_mini`) into `out/test`; returns the record also written to `out/mini.json`."
     overlap = sorted(set(works) & set(OTHER_WORKS) | {w for w in works if 'bach' in w})
     if overlap: raise ValueError(f"held-out works must not be pieces mini trains on: {overlap}")

@@ -323,11 +323,12 @@ def nearest_ensemble(generated: Sequence[tuple[np.ndarray, int]], prompted: Sequ
     "Clip `i`, generated under `prompted[i]`, is right when `references[i]` (ensemble -> render of its score) is nearest at its prompt."
     if not (len(generated) == len(prompted) == len(references)): raise ValueError("one prompt and one reference set per clip")
     names = sorted({k for r in references for k in r})
-    dist, right, nearest = [], 0, []
+    dist, right, nearest, seen = [], 0, [], {}
     for (y, sr), p, refs in zip(generated, prompted, references):
         if p not in refs: raise ValueError(f"prompt {p!r} has no reference render (have {sorted(refs)})")
         v = long_term_spectrum(y, sr, features)
-        d = {k: float(np.linalg.norm(v - long_term_spectrum(a, s, features))) for k, (a, s) in refs.items()}
+        if id(refs) not in seen: seen[id(refs)] = {k: long_term_spectrum(a, s, features) for k, (a, s) in refs.items()}   # once per score
+        d = {k: float(np.linalg.norm(v - r)) for k, r in seen[id(refs)].items()}
         near = min(d, key=d.get)
         nearest.append(near); right += near == p; dist.append(d)
     n = len(generated)
