@@ -16,6 +16,9 @@ import numpy as np
 
 from hsmad.eval.evaluate import ClipScores, compare, fmt_ci, paired_difference
 
+FORMS = {'additive': 'the paper\'s: ε(∅,∅) + w_H·[ε(C_H,∅) − ε(∅,∅)] + w_S·[ε(∅,C_S) − ε(∅,∅)]',
+         'nested': 'ε(∅,∅) + w_H·[ε(C_H,∅) − ε(∅,∅)] + w_S·[ε(C_H,C_S) − ε(C_H,∅)]: the style term under the score'}
+
 
 def training_summary(run: Path) -> dict:
     "Steps, wall time, throughput and final losses of one run folder, from its metrics.jsonl."
@@ -66,7 +69,7 @@ def style_sections(res: dict) -> list[str]:
         first = next(iter(sw.values()))
         L += ['## The same score under every prompt', '',
               f"The first {first['n_clips']} MIDI crops of the plan, each generated under all {len(first['prompts'])} mini prompts"
-              f" (w_H = {first['w_H']}, w_S = {first['w_S']}, seed {first['seed']}). Measure `{first['measure']}`: an output counts"
+              f" (w_H = {first['w_H']}, w_S = {first['w_S']}, {first.get('cfg_form') or 'additive'} guidance, seed {first['seed']}). Measure `{first['measure']}`: an output counts"
               " as right when, among FluidSynth renders of **the same crop** by every ensemble, the prompted ensemble's is"
               f" nearest by long-term spectrum (gain-invariant mean log-mel); chance {first['chance']:.2f}. Beside it, the"
               " style measure above on the same outputs.", '',
@@ -206,7 +209,7 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
          f" (batch {tr['hsmad'].get('batch_size')}, codec `{res['codec']}`, crops of {tr['hsmad'].get('clip_seconds')} s), seed {res['seed']}; "
          f"EMA weights.",
          f"- **Generation:** {res['n_clips']} clip{'s' if res['n_clips'] != 1 else ''} of {res['clip_seconds']} s from the `{res['split']}` split, each with its own MIDI"
-         f" crop and style prompt; DPM++ with {res['steps']} steps, w_H = {res['w_H']}, w_S = {res['w_S']}.",
+         f" crop and style prompt; DPM++ with {res['steps']} steps, w_H = {res['w_H']}, w_S = {res['w_S']}, {res.get('cfg_form') or 'additive'} guidance ({FORMS.get(res.get('cfg_form') or 'additive', '')}).",
          f"- **Note metrics:** transcriber `{res['transcriber']}`; onset-only note F1 with a 50 ms tolerance (mir_eval), pooled over"
          f" clips; TAE = RMS onset error of matched notes.",
          f"- **FAD:** embedder `{res['embedder']}` (an offline stand-in for VGGish/CLAP; compare FADs only within this table).",
