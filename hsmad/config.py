@@ -11,8 +11,8 @@ from typing import Any, Sequence
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRECISIONS', 'LatentGeometry', 'ConfigError', 'HSMADConfig', 'get_preset', 'parse_overrides',
-           'resolve_device', 'inference_precision']
+__all__ = ['PRESETS', 'INFERENCE_FIELDS', 'PRECISIONS', 'LatentGeometry', 'ConfigError', 'HSMADConfig', 'get_preset',
+           'parse_overrides', 'resolve_device', 'inference_precision']
 
 # %% ../nbs/00_config.ipynb #47f69a1d
 @dataclass(frozen=True)
@@ -220,6 +220,9 @@ _PRESETS: dict[str, dict] = {
                  sample_steps=25, w_H=1.0, w_S=3.0, cfg_form='nested'),
 }
 PRESETS = tuple(_PRESETS)
+
+# fields read only when generating: a run may be resumed (or its defaults changed) with other values of these
+INFERENCE_FIELDS = ('w_H', 'w_S', 'cfg_form', 'sample_steps', 'mg_temperature', 'mg_top_k', 'mg_top_p')
 
 def get_preset(name: str, **overrides) -> HSMADConfig:
     "The named preset (`tiny`, `small`, `paper`) with optional field overrides."
