@@ -34,6 +34,8 @@ say "encoding the latent cache ($CODEC) in $CACHE"
 OMP_NUM_THREADS=$CORES "$PY" -m hsmad.cli data encode --dataset mini --data-root "$DATA_ROOT" --codec "$CODEC" --out "$CACHE"
 
 # 2. train both models at once, each on half the cores; a killed demo resumes from the newest checkpoint
+TRAINED_BEFORE=1   # both runs already hold their last checkpoint: this invocation only generates and evaluates
+for v in hsmad global; do [ -d "$RUNS_DIR/$v/checkpoints/step_$(printf %08d "$STEPS")" ] || TRAINED_BEFORE=0; done
 THREADS=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))
 pids=()
 for v in hsmad global; do
@@ -83,6 +85,7 @@ OMP_NUM_THREADS=$CORES "$PY" -m papermill experiments/baselines.ipynb "$EXECUTED
 say "drawing figures from $RESULTS into $FIGURES"
 "$PY" -m papermill experiments/figures.ipynb "$EXECUTED/figures.ipynb" -k python3 -p results_dir "$RESULTS" -p figures_dir "$FIGURES" \
   > "$EXECUTED/figures.log" 2>&1 || { tail -n 40 "$EXECUTED/figures.log" >&2; exit 1; }
-"$PY" tools/demo_report.py --results "$RESULTS" --runs "$RUNS_DIR" --figures "$FIGURES" --wall-s $(( $(date +%s) - T0 ))
+"$PY" tools/demo_report.py --results "$RESULTS" --runs "$RUNS_DIR" --figures "$FIGURES" --wall-s $(( $(date +%s) - T0 )) \
+  $([ "$TRAINED_BEFORE" = 1 ] && echo --trained-before)
 say "done: report $RESULTS/demo_report.md, table $RESULTS/demo.csv, figures in $FIGURES/"
 cat "$RESULTS/demo_report.md"

@@ -195,7 +195,7 @@ def heldout_section(res: dict) -> tuple[list[str], dict]:
     return L, {}
 
 
-def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> str:
+def report(results: Path, runs: Path, figures: Path, wall_s: float | None, trained_before: bool = False) -> str:
     res = json.loads((results / 'demo.json').read_text())
     rows = res['ceiling_rows'] + [r for r in res['model_rows'] if r.get('status') in (None, 'ok')]
     by = {r['row']: r for r in rows}
@@ -203,7 +203,9 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
     tr = {v: training_summary(runs / v) for v in ('hsmad', 'global')}
     L = ['# HS-MAD demo report', '',
          f"`make demo`: mini dataset (`{res['data_root']}`), preset `{res.get('preset', 'tiny')}`, CPU only"
-         + (f", {wall_s / 60:.1f} min wall time" if wall_s else '') + f" on {os.cpu_count()} cores ({platform.machine()}).", '',
+         + (f", {wall_s / 60:.1f} min wall time" if wall_s else '') + f" on {os.cpu_count()} cores ({platform.machine()})"
+         + ("; both runs were already trained by an earlier `make demo` (their folders held the last checkpoint), so this"
+            " wall time is generation, evaluation and figures only (training: the table at the end)" if trained_before else '') + '.', '',
          '## Setting of every number below', '',
          f"- **Models:** HS-MAD and Baseline-Global, preset `{res.get('preset')}`, {res.get('train_steps')} training steps each"
          f" (batch {tr['hsmad'].get('batch_size')}, codec `{res['codec']}`, crops of {tr['hsmad'].get('clip_seconds')} s), seed {res['seed']}; "
@@ -249,7 +251,7 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
           ' training logs in the run folders. A demo-scale model is far from converged: read the rows as a check that the'
           ' whole chain runs and that the symbolic conditioning is used, not as the paper\'s numbers.', '']
     from hsmad.io import atomic_write_json
-    atomic_write_json(results / 'demo_summary.json', dict(training=tr, wall_s=wall_s, condition_gains=cg, prompt_spread=sp, **res_out), indent=1)
+    atomic_write_json(results / 'demo_summary.json', dict(training=tr, wall_s=wall_s, trained_before=trained_before, condition_gains=cg, prompt_spread=sp, **res_out), indent=1)
     return '\n'.join(L)
 
 
@@ -257,11 +259,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--results', default='results'); ap.add_argument('--runs', default='runs/demo')
     ap.add_argument('--figures', default='figures'); ap.add_argument('--wall-s', type=float, default=None)
+    ap.add_argument('--trained-before', action='store_true', help='the runs were trained by an earlier invocation')
     a = ap.parse_args(argv)
     results = Path(a.results)
     if not (results / 'demo.json').is_file():
         print(f"no {results / 'demo.json'}: run `make demo` first", file=sys.stderr); return 1
-    md = report(results, Path(a.runs), Path(a.figures), a.wall_s)
+    md = report(results, Path(a.runs), Path(a.figures), a.wall_s, a.trained_before)
     from hsmad.io import atomic_write
     atomic_write(results / "demo_report.md", md)
     return 0
