@@ -57,7 +57,7 @@ def style_embedding(pre: Pretrained, style: str | torch.Tensor, style_path: str 
 
 @torch.no_grad()
 def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: float | None = None, w_S: float | None = None,
-             steps: int | None = None, seed: int = 0, form: str = 'additive', sampler: str = 'dpm++',
+             steps: int | None = None, seed: int = 0, form: str | None = None, sampler: str = 'dpm++',
              overlap: float | None = None, codec=None, codec_path: str | None = None, style_path: str | None = None,
              decode: bool = True, progress: bool = False) -> Generation:
     "Audio for `notes` in `style`, as long as the notes; windows of the training length joined by inpainting."
@@ -65,6 +65,7 @@ def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: f
     cfg, model = pre.cfg, pre.model
     if len(notes) == 0 or notes.duration <= 0: raise ValueError("the MIDI has no notes (or zero length); nothing to generate")
     w_H, w_S = cfg.w_H if w_H is None else w_H, cfg.w_S if w_S is None else w_S
+    form = cfg.cfg_form if form is None else form
     steps = cfg.sample_steps if steps is None else steps
     fr, T_H = cfg.geometry.frame_rate, cfg.T_H
     dev = next(model.parameters()).device
@@ -150,7 +151,7 @@ def generate_parser() -> argparse.ArgumentParser:
     ap.add_argument('--w-s', type=float_arg(0), default=None, help="style guidance w_S >= 0 (default: the checkpoint config's)")
     ap.add_argument('--steps', type=int_arg(1, 1000), default=None, help='sampler steps (default: the config\'s sample_steps)')
     ap.add_argument('--seed', type=int_arg(0), default=0)
-    ap.add_argument('--cfg', default='additive', choices=CFG_FORMS, help='guidance form: additive (paper) or nested')
+    ap.add_argument('--cfg', default=None, choices=CFG_FORMS, help="guidance form: additive (paper) or nested (default: the checkpoint config's)")
     ap.add_argument('--sampler', default='dpm++', choices=SAMPLERS)
     ap.add_argument('--overlap', type=float_arg(0), default=None, help='window overlap in seconds for long MIDI (default: a quarter window)')
     ap.add_argument('--codec-path', default=None, help='local codec weights (dac)')

@@ -16,7 +16,7 @@ from fastcore.basics import patch
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 
-from .config import HSMADConfig, PRESETS, get_preset, parse_overrides, resolve_device
+from .config import HSMADConfig, INFERENCE_FIELDS, PRESETS, get_preset, parse_overrides, resolve_device
 from .model import HSMAD
 from .hse import ConformerBlock
 from .unet import UNetLevel
@@ -343,7 +343,8 @@ def _load(self: Trainer, ck: Path):
     from safetensors.torch import load_file
     st = torch.load(ck / 'training_state.pt', map_location=self.d.device, weights_only=False)
     old = HSMADConfig.from_json(ck / 'config.json')
-    diff = {k: (v, getattr(self.cfg, k)) for k, v in old.to_dict().items() if v != getattr(self.cfg, k) and k != 'steps'}
+    diff = {k: (v, getattr(self.cfg, k)) for k, v in old.to_dict().items()
+            if v != getattr(self.cfg, k) and k != 'steps' and k not in INFERENCE_FIELDS}   # generation settings may change
     if diff: raise ValueError(f"--resume: {ck} was trained with a different config {diff}; use another --out")
     self.model.load_state_dict(st['model'])
     ema = load_file(ck / 'model.safetensors', device=str(self.d.device))

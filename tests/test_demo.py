@@ -41,6 +41,8 @@ def test_demo_writes_results_figures_report(demo):
         assert 0 <= x['f1'] <= 1 and 1 <= x['n_clips'] <= 2 and len(x['clips']) == x['n_clips']
         assert x['f1_ci95'][0] - 1e-9 <= x['f1'] <= x['f1_ci95'][1] + 1e-9 and (x['tae_s'] is None) == (x['n_matched'] < 20)
     assert res['train_steps'] == 2 and res['transcriber'] == 'basic-pitch'
+    assert (res['w_H'], res['w_S'], res['cfg_form']) == (1.0, 3.0, 'nested')                  # the tiny preset's guidance
+    assert json.loads((tmp / 'results' / 'demo_summary.json').read_text())['trained_before'] is False
     man = json.loads((tmp / 'results' / 'figures.json').read_text())
     assert {Path(d['figure']).name: Path(d['source']).name for d in man['figures']} == {'demo.png': 'demo.json'}
     assert (tmp / 'figures' / 'demo.png').stat().st_size > 5000
@@ -76,6 +78,8 @@ def test_demo_rerun_resumes(demo):
     assert 'mini dataset present' in r.stdout
     assert sorted((tmp / 'runs' / 'hsmad' / 'checkpoints').iterdir()) == ck and ck[-1].stat().st_mtime_ns == mtime
     assert json.loads((tmp / 'results' / 'demo.json').read_text())['steps'] == 3   # evaluation redone with the new setting
+    summary = json.loads((tmp / 'results' / 'demo_summary.json').read_text())
+    assert summary['trained_before'] is True and 'already trained by an earlier `make demo`' in (tmp / 'results' / 'demo_report.md').read_text()
 
 
 def test_paired_difference():

@@ -6,7 +6,8 @@
 # Environment: DEMO_STEPS (training steps per model), DEMO_TRACKS (mini tracks), DEMO_MAX_SECONDS (cut tracks; tests), DATA_ROOT (default data/mini),
 # RUNS_DIR (runs/demo), RESULTS (results), FIGURES (figures), EXECUTED (executed), MAX_CLIPS (24), SAMPLE_STEPS (25),
 # DEMO_SETS (extra `hsmad train --set` overrides, e.g. "tca_window=8"), DEMO_HELDOUT (1: also score works mini never uses),
-# DEMO_PROMPT_SWAP (crops generated under every prompt; 0: off), DEMO_VAL_EVERY (validation gains every N steps), PY (.venv/bin/python).
+# DEMO_PROMPT_SWAP (crops generated under every prompt; 0: off), DEMO_VAL_EVERY (validation gains every N steps), DEMO_W_H,
+# DEMO_W_S and DEMO_CFG_FORM (the guidance of every generation; default: the tiny preset's), PY (.venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -15,6 +16,8 @@ DATA_ROOT=${DATA_ROOT:-data/mini}; RUNS_DIR=${RUNS_DIR:-runs/demo}
 RESULTS=${RESULTS:-results}; FIGURES=${FIGURES:-figures}; EXECUTED=${EXECUTED:-executed}
 MAX_CLIPS=${MAX_CLIPS:-24}; SAMPLE_STEPS=${SAMPLE_STEPS:-25}; SETS=${DEMO_SETS:-}
 HELDOUT=${DEMO_HELDOUT:-1}; PROMPT_SWAP=${DEMO_PROMPT_SWAP:-3}; VAL_EVERY=${DEMO_VAL_EVERY:-250}
+read -r P_W_H P_W_S P_FORM <<< "$("$PY" -c "from hsmad.config import get_preset; c = get_preset('$PRESET'); print(c.w_H, c.w_S, c.cfg_form)")"
+W_H=${DEMO_W_H:-$P_W_H}; W_S=${DEMO_W_S:-$P_W_S}; CFG_FORM=${DEMO_CFG_FORM:-$P_FORM}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 CORES=$(nproc)
 mkdir -p "$RESULTS" "$FIGURES" "$EXECUTED" "$RUNS_DIR"
@@ -31,6 +34,8 @@ say "encoding the latent cache ($CODEC) in $CACHE"
 OMP_NUM_THREADS=$CORES "$PY" -m hsmad.cli data encode --dataset mini --data-root "$DATA_ROOT" --codec "$CODEC" --out "$CACHE"
 
 # 2. train both models at once, each on half the cores; a killed demo resumes from the newest checkpoint
+TRAINED_BEFORE=1   # both runs already hold their last checkpoint: this invocation only generates and evaluates
+for v in hsmad global; do [ -d "$RUNS_DIR/$v/checkpoints/step_$(printf %08d "$STEPS")" ] || TRAINED_BEFORE=0; done
 THREADS=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))
 pids=()
 for v in hsmad global; do
@@ -71,7 +76,7 @@ say "generating and evaluating $MAX_CLIPS test clips per model (experiments/base
 OMP_NUM_THREADS=$CORES "$PY" -m papermill experiments/baselines.ipynb "$EXECUTED/demo.ipynb" -k python3 --log-output \
   -p name demo -p dataset mini -p data_root "$DATA_ROOT" -p preset "$PRESET" -p train_steps "$STEPS" \
   -y "{variants: [hsmad, global], runs: {hsmad: '$RUNS_DIR/hsmad', global: '$RUNS_DIR/global'}}" \
-  -p max_clips "$MAX_CLIPS" -p steps "$SAMPLE_STEPS" -p out_dir "$RESULTS" -p prompt_swap "$PROMPT_SWAP" \
+  -p max_clips "$MAX_CLIPS" -p steps "$SAMPLE_STEPS" -p w_H "$W_H" -p w_S "$W_S" -p cfg_form "$CFG_FORM" -p out_dir "$RESULTS" -p prompt_swap "$PROMPT_SWAP" \
   -p heldout "$([ "$HELDOUT" = 1 ] && echo True || echo False)" ${MAX_SECONDS:+-p heldout_max_seconds "$MAX_SECONDS"} \
   > "$EXECUTED/demo.log" 2>&1 \
   || { tail -n 40 "$EXECUTED/demo.log" >&2; exit 1; }
@@ -80,6 +85,7 @@ OMP_NUM_THREADS=$CORES "$PY" -m papermill experiments/baselines.ipynb "$EXECUTED
 say "drawing figures from $RESULTS into $FIGURES"
 "$PY" -m papermill experiments/figures.ipynb "$EXECUTED/figures.ipynb" -k python3 -p results_dir "$RESULTS" -p figures_dir "$FIGURES" \
   > "$EXECUTED/figures.log" 2>&1 || { tail -n 40 "$EXECUTED/figures.log" >&2; exit 1; }
-"$PY" tools/demo_report.py --results "$RESULTS" --runs "$RUNS_DIR" --figures "$FIGURES" --wall-s $(( $(date +%s) - T0 ))
+"$PY" tools/demo_report.py --results "$RESULTS" --runs "$RUNS_DIR" --figures "$FIGURES" --wall-s $(( $(date +%s) - T0 )) \
+  $([ "$TRAINED_BEFORE" = 1 ] && echo --trained-before)
 say "done: report $RESULTS/demo_report.md, table $RESULTS/demo.csv, figures in $FIGURES/"
 cat "$RESULTS/demo_report.md"

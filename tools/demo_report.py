@@ -16,6 +16,9 @@ import numpy as np
 
 from hsmad.eval.evaluate import ClipScores, compare, fmt_ci, paired_difference
 
+FORMS = {'additive': 'the paper\'s: ε(∅,∅) + w_H·[ε(C_H,∅) − ε(∅,∅)] + w_S·[ε(∅,C_S) − ε(∅,∅)]',
+         'nested': 'ε(∅,∅) + w_H·[ε(C_H,∅) − ε(∅,∅)] + w_S·[ε(C_H,C_S) − ε(C_H,∅)]: the style term under the score'}
+
 
 def training_summary(run: Path) -> dict:
     "Steps, wall time, throughput and final losses of one run folder, from its metrics.jsonl."
@@ -66,7 +69,7 @@ def style_sections(res: dict) -> list[str]:
         first = next(iter(sw.values()))
         L += ['## The same score under every prompt', '',
               f"The first {first['n_clips']} MIDI crops of the plan, each generated under all {len(first['prompts'])} mini prompts"
-              f" (w_H = {first['w_H']}, w_S = {first['w_S']}, seed {first['seed']}). Measure `{first['measure']}`: an output counts"
+              f" (w_H = {first['w_H']}, w_S = {first['w_S']}, {first.get('cfg_form') or 'additive'} guidance, seed {first['seed']}). Measure `{first['measure']}`: an output counts"
               " as right when, among FluidSynth renders of **the same crop** by every ensemble, the prompted ensemble's is"
               f" nearest by long-term spectrum (gain-invariant mean log-mel); chance {first['chance']:.2f}. Beside it, the"
               " style measure above on the same outputs.", '',
@@ -192,7 +195,7 @@ def heldout_section(res: dict) -> tuple[list[str], dict]:
     return L, {}
 
 
-def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> str:
+def report(results: Path, runs: Path, figures: Path, wall_s: float | None, trained_before: bool = False) -> str:
     res = json.loads((results / 'demo.json').read_text())
     rows = res['ceiling_rows'] + [r for r in res['model_rows'] if r.get('status') in (None, 'ok')]
     by = {r['row']: r for r in rows}
@@ -200,13 +203,15 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
     tr = {v: training_summary(runs / v) for v in ('hsmad', 'global')}
     L = ['# HS-MAD demo report', '',
          f"`make demo`: mini dataset (`{res['data_root']}`), preset `{res.get('preset', 'tiny')}`, CPU only"
-         + (f", {wall_s / 60:.1f} min wall time" if wall_s else '') + f" on {os.cpu_count()} cores ({platform.machine()}).", '',
+         + (f", {wall_s / 60:.1f} min wall time" if wall_s else '') + f" on {os.cpu_count()} cores ({platform.machine()})"
+         + ("; both runs were already trained by an earlier `make demo` (their folders held the last checkpoint), so this"
+            " wall time is generation, evaluation and figures only (training: the table at the end)" if trained_before else '') + '.', '',
          '## Setting of every number below', '',
          f"- **Models:** HS-MAD and Baseline-Global, preset `{res.get('preset')}`, {res.get('train_steps')} training steps each"
          f" (batch {tr['hsmad'].get('batch_size')}, codec `{res['codec']}`, crops of {tr['hsmad'].get('clip_seconds')} s), seed {res['seed']}; "
          f"EMA weights.",
          f"- **Generation:** {res['n_clips']} clip{'s' if res['n_clips'] != 1 else ''} of {res['clip_seconds']} s from the `{res['split']}` split, each with its own MIDI"
-         f" crop and style prompt; DPM++ with {res['steps']} steps, w_H = {res['w_H']}, w_S = {res['w_S']}.",
+         f" crop and style prompt; DPM++ with {res['steps']} steps, w_H = {res['w_H']}, w_S = {res['w_S']}, {res.get('cfg_form') or 'additive'} guidance ({FORMS.get(res.get('cfg_form') or 'additive', '')}).",
          f"- **Note metrics:** transcriber `{res['transcriber']}`; onset-only note F1 with a 50 ms tolerance (mir_eval), pooled over"
          f" clips; TAE = RMS onset error of matched notes.",
          f"- **FAD:** embedder `{res['embedder']}` (an offline stand-in for VGGish/CLAP; compare FADs only within this table).",
@@ -246,7 +251,7 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None) -> st
           ' training logs in the run folders. A demo-scale model is far from converged: read the rows as a check that the'
           ' whole chain runs and that the symbolic conditioning is used, not as the paper\'s numbers.', '']
     from hsmad.io import atomic_write_json
-    atomic_write_json(results / 'demo_summary.json', dict(training=tr, wall_s=wall_s, condition_gains=cg, prompt_spread=sp, **res_out), indent=1)
+    atomic_write_json(results / 'demo_summary.json', dict(training=tr, wall_s=wall_s, trained_before=trained_before, condition_gains=cg, prompt_spread=sp, **res_out), indent=1)
     return '\n'.join(L)
 
 
@@ -254,11 +259,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--results', default='results'); ap.add_argument('--runs', default='runs/demo')
     ap.add_argument('--figures', default='figures'); ap.add_argument('--wall-s', type=float, default=None)
+    ap.add_argument('--trained-before', action='store_true', help='the runs were trained by an earlier invocation')
     a = ap.parse_args(argv)
     results = Path(a.results)
     if not (results / 'demo.json').is_file():
         print(f"no {results / 'demo.json'}: run `make demo` first", file=sys.stderr); return 1
-    md = report(results, Path(a.runs), Path(a.figures), a.wall_s)
+    md = report(results, Path(a.runs), Path(a.figures), a.wall_s, a.trained_before)
     from hsmad.io import atomic_write
     atomic_write(results / "demo_report.md", md)
     return 0
