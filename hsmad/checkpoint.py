@@ -82,6 +82,15 @@ class Pretrained:
     style_table: dict            # training prompt -> F_style (no encoder needed for these)
     step: int
     path: Path
+    latent_min: torch.Tensor | None = None   # (C,) per-channel range of the training latents (None: written before it was kept)
+    latent_max: torch.Tensor | None = None
+
+    def x0_range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        "The training latents' range in normalised units, `(lo, hi)` each (C,): the bounds of `clamp_x0`."
+        if self.latent_min is None:
+            raise ValueError(f"{self.path}: latent_stats.json has no min/max (the checkpoint predates them), so x0 cannot be clamped "
+                             f"to the training range; generate with clamp_x0=False (`--no-clamp-x0`), or retrain")
+        return (self.latent_min - self.mean) / self.std, (self.latent_max - self.mean) / self.std
 
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
         "Normalised latents (B, C, T) -> codec latents."
@@ -121,5 +130,6 @@ def load_pretrained(path: str | os.PathLike, device: str | torch.device = 'cpu',
     sty = _read_json(ck / 'style.json') if (ck / 'style.json').is_file() else dict(name=cfg.style_encoder)
     table = torch.load(ck / 'style_table.pt', map_location='cpu') if (ck / 'style_table.pt').is_file() else {}
     state = _read_json(ck / 'state.json') if (ck / 'state.json').is_file() else {}
+    rng = dict(latent_min=torch.tensor(st['min']), latent_max=torch.tensor(st['max'])) if 'min' in st else {}
     return Pretrained(model.to(resolve_device(device)).eval(), cfg, torch.tensor(st['mean']), torch.tensor(st['std']), st.get('codec', {}),
-                      sty['name'], table, int(state.get('step', 0)), ck)
+                      sty['name'], table, int(state.get('step', 0)), ck, **rng)

@@ -20,7 +20,7 @@ from .hse import StructureFeatures
 __all__ = ['PREDICTIONS', 'SAMPLERS', 'CFG_FORMS', 'CONDITION_PAIRS', 'train_scheduler', 'sampler_scheduler', 'NoiseDraw',
            'sample_seed', 'draw_noise', 'CFGDropout', 'diffusion_target', 'masked_mse', 'diffusion_loss',
            't_band_edges', 'band_draw', 'condition_gains', 'combine_cfg', 'GuidanceConditions', 'guided_prediction',
-           'sample', 'toy_prediction_study']
+           'clamp_x0', 'sample', 'toy_prediction_study']
 
 # %% ../nbs/23_diffusion.ipynb #bb997029
 PREDICTIONS = ('epsilon', 'v_prediction')
@@ -223,17 +223,28 @@ def guided_prediction(model, z_t: Tensor, t, gc: GuidanceConditions, w_H: float,
     return combine_cfg(e_uu, e_hu, e_3, w_H, w_S, gc.form)
 
 # %% ../nbs/23_diffusion.ipynb #1732ae16
+def clamp_x0(pred: Tensor, z_t: Tensor, alpha_bar, prediction: str, lo: Tensor, hi: Tensor) -> Tensor:
+    "The network output `pred` (ε or v) for `z_t` (B, C, T) whose implied x0 is clamped per channel to `[lo, hi]` (C,), `z_t` fixed."
+    a = torch.as_tensor(alpha_bar, dtype=z_t.dtype, device=z_t.device)
+    sa, s = a.sqrt(), (1 - a).sqrt()
+    lo, hi = lo.to(z_t)[:, None], hi.to(z_t)[:, None]
+    if prediction == 'v_prediction': return (sa * z_t - (sa * z_t - s * pred).clamp(lo, hi)) / s      # x0 = √ᾱ z − √(1−ᾱ) v
+    if prediction == 'epsilon': return (z_t - sa * ((z_t - s * pred) / sa).clamp(lo, hi)) / s         # x0 = (z − √(1−ᾱ) ε) / √ᾱ
+    raise ValueError(f"prediction type {prediction!r} is not supported; use one of {PREDICTIONS}")
+
 @torch.no_grad()
 def sample(model, S_sync: Tensor, F_style: Tensor, frame_mask: Tensor | None = None, *, steps: int = 25,
            w_H: float = 2.0, w_S: float = 2.0, form: str = 'additive', sampler: str = 'dpm++',
            generator: torch.Generator | None = None, known: tuple[Tensor, Tensor] | None = None,
-           cache_structure: bool = True, batched: bool = True, precision: str = 'auto') -> Tensor:
-    "Normalised latents (B, C, T_H) for `S_sync` (B, 3P, T_H) and `F_style` (B, style_dim) with decoupled CFG."
+           cache_structure: bool = True, batched: bool = True, precision: str = 'auto',
+           x0_range: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    "Normalised latents (B, C, T_H) for `S_sync` (B, 3P, T_H) and `F_style` (B, style_dim) with decoupled CFG; `x0_range`: see `clamp_x0`."
     if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
     with inference_precision(S_sync.device, precision):
-        return _sample(model, S_sync, F_style, frame_mask, steps, w_H, w_S, form, sampler, generator, known, cache_structure, batched)
+        return _sample(model, S_sync, F_style, frame_mask, steps, w_H, w_S, form, sampler, generator, known, cache_structure, batched,
+                       x0_range)
 
-def _sample(model, S_sync, F_style, frame_mask, steps, w_H, w_S, form, sampler, generator, known, cache_structure, batched):
+def _sample(model, S_sync, F_style, frame_mask, steps, w_H, w_S, form, sampler, generator, known, cache_structure, batched, x0_range):
     B, _, T = S_sync.shape
     dev = S_sync.device
     fm = torch.ones(B, T, dtype=torch.bool, device=dev) if frame_mask is None else frame_mask.bool().to(dev)
@@ -253,7 +264,9 @@ def _sample(model, S_sync, F_style, frame_mask, steps, w_H, w_S, form, sampler, 
     for i, t in enumerate(sch.timesteps):
         if not cache_structure: gc = GuidanceConditions.build(model, model.encode_structure(S_sync, net_mask), F_style, form)
         tb = t.reshape(1).repeat(3 * B if batched else B)
-        pred = guided_prediction(model, sch.scale_model_input(z, t), tb, gc, w_H, w_S, batched)
+        z_in = sch.scale_model_input(z, t)
+        pred = guided_prediction(model, z_in, tb, gc, w_H, w_S, batched)
+        if x0_range is not None: pred = clamp_x0(pred.float(), z_in.float(), sch.alphas_cumprod[int(t)], model.cfg.prediction, *x0_range)
         z = sch.step(pred.float(), t, z).prev_sample * m                  # the scheduler in float32
         if known is not None:
             if i + 1 < len(sch.timesteps): zk = sch.add_noise(z_known, eps_known, sch.timesteps[i + 1:i + 2].repeat(B))

@@ -59,13 +59,14 @@ def style_embedding(pre: Pretrained, style: str | torch.Tensor, style_path: str 
 def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: float | None = None, w_S: float | None = None,
              steps: int | None = None, seed: int = 0, form: str | None = None, sampler: str = 'dpm++',
              overlap: float | None = None, codec=None, codec_path: str | None = None, style_path: str | None = None,
-             decode: bool = True, progress: bool = False) -> Generation:
+             decode: bool = True, progress: bool = False, clamp_x0: bool | None = None) -> Generation:
     "Audio for `notes` in `style`, as long as the notes; windows of the training length joined by inpainting."
     t0 = time.time()
     cfg, model = pre.cfg, pre.model
     if len(notes) == 0 or notes.duration <= 0: raise ValueError("the MIDI has no notes (or zero length); nothing to generate")
     w_H, w_S = cfg.w_H if w_H is None else w_H, cfg.w_S if w_S is None else w_S
     form = cfg.cfg_form if form is None else form
+    clamp_x0 = cfg.clamp_x0 if clamp_x0 is None else clamp_x0
     steps = cfg.sample_steps if steps is None else steps
     fr, T_H = cfg.geometry.frame_rate, cfg.T_H
     dev = next(model.parameters()).device
@@ -88,6 +89,7 @@ def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: f
             codec = get_codec(pre.codec.get('codec', cfg.codec), codec_path)
         Z = generate_latents(model, S[None], F_style, plan, w_H=w_H, w_S=w_S, form=form, seed=seed, codec=codec, progress=progress)
     else:
+        x0_range = tuple(b.to(dev) for b in pre.x0_range()) if clamp_x0 else None
         for s, L in tqdm(plan, desc='generate', unit='window', disable=not progress):
             fm = torch.ones(1, L, dtype=torch.bool, device=dev)
             known = None
@@ -95,7 +97,7 @@ def generate(pre: Pretrained, notes: Notes, style: str | torch.Tensor, *, w_H: f
                 km = (torch.arange(L, device=dev) < done - s)[None]
                 known = (Z[:, :, s:s + L], km)
             z = sample(model, S[None, :, s:s + L], F_style, fm, steps=steps, w_H=w_H, w_S=w_S, form=form, sampler=sampler,
-                       generator=gen, known=known)
+                       generator=gen, known=known, x0_range=x0_range)
             Z[:, :, max(s, done):s + L] = z[:, :, max(s, done) - s:]
             done = s + L
     lat = pre.denormalize(Z)[0].cpu()
@@ -153,6 +155,8 @@ def generate_parser() -> argparse.ArgumentParser:
     ap.add_argument('--seed', type=int_arg(0), default=0)
     ap.add_argument('--cfg', default=None, choices=CFG_FORMS, help="guidance form: additive (paper) or nested (default: the checkpoint config's)")
     ap.add_argument('--sampler', default='dpm++', choices=SAMPLERS)
+    ap.add_argument('--clamp-x0', action=argparse.BooleanOptionalAction, default=None,
+                    help="clamp each step's x0 to the training latents' range (default: the checkpoint config's clamp_x0)")
     ap.add_argument('--overlap', type=float_arg(0), default=None, help='window overlap in seconds for long MIDI (default: a quarter window)')
     ap.add_argument('--codec-path', default=None, help='local codec weights (dac)')
     ap.add_argument('--style-path', default=None, help='local style-encoder checkpoint (clap, t5)')
@@ -178,7 +182,8 @@ def cli_generate(argv: list[str] | None = None) -> int:
     untouched = f"{a.out} is unchanged" if a.out.exists() else f"{a.out} was not created"
     try:
         g = generate(pre, notes, a.style, w_H=a.w_h, w_S=a.w_s, steps=a.steps, seed=a.seed, form=a.cfg, sampler=a.sampler,
-                     overlap=a.overlap, codec_path=a.codec_path, style_path=a.style_path, progress=not a.no_progress)
+                     overlap=a.overlap, codec_path=a.codec_path, style_path=a.style_path, progress=not a.no_progress,
+                     clamp_x0=a.clamp_x0)
         wave, level = guard_wave(g.wave)
         if level['gain_db'] < 0:
             log.warning(f"the audio peaked at {level['peak_in']:.3g} (full scale is 1): the whole file is scaled by "

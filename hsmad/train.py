@@ -305,7 +305,7 @@ def _rng_state(device: torch.device) -> dict:
 def _files(self: Trainer, rng: list[dict]) -> dict:
     c = self.cache
     return {'model.safetensors': self.ema_state_dict(), 'config.json': self.cfg.to_dict(),
-            'latent_stats.json': dict(mean=c.mean.tolist(), std=c.std.tolist(), codec=dict(
+            'latent_stats.json': dict(mean=c.mean.tolist(), std=c.std.tolist(), min=c.range[0].tolist(), max=c.range[1].tolist(), codec=dict(
                 codec=c.spec.get('codec'), sample_rate=c.sample_rate, hop=c.hop, channels=c.channels), cache=str(c.root)),
             'style.json': dict(name=self.cfg.style_encoder, style_dim=self.cfg.style_dim),
             'style_table.pt': self.style,

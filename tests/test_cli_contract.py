@@ -53,7 +53,7 @@ def _generate_checkpoint(run: Path, mean: float, std: float, cfg=None, weights_c
     g = torch.Generator().manual_seed(0)
     return save_checkpoint(run, 1, {
         'model.safetensors': sd, 'config.json': cfg.to_dict(),
-        'latent_stats.json': dict(mean=[mean] * 513, std=[std] * 513, codec=dict(codec='stft', sample_rate=16000, hop=256, channels=513)),
+        'latent_stats.json': dict(mean=[mean] * 513, std=[std] * 513, min=[-6.9] * 513, max=[10.0] * 513, codec=dict(codec='stft', sample_rate=16000, hop=256, channels=513)),
         'style.json': dict(name='minilm', style_dim=cfg.style_dim),
         'style_table.pt': {'test style': torch.nn.functional.normalize(torch.randn(cfg.style_dim, generator=g), dim=0)}})
 

@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))                   # experiments.params, whatever the working directory
 from experiments.params import SMOKE_SETS  # noqa: E402
+from hsmad.config import get_preset  # noqa: E402
 from hsmad.eval.evaluate import paired_difference  # noqa: E402
 sys.path.insert(0, str(ROOT / 'tools'))
 import demo_report  # noqa: E402
@@ -41,7 +42,9 @@ def test_demo_writes_results_figures_report(demo):
         assert 0 <= x['f1'] <= 1 and 1 <= x['n_clips'] <= 2 and len(x['clips']) == x['n_clips']
         assert x['f1_ci95'][0] - 1e-9 <= x['f1'] <= x['f1_ci95'][1] + 1e-9 and (x['tae_s'] is None) == (x['n_matched'] < 20)
     assert res['train_steps'] == 2 and res['transcriber'] == 'basic-pitch'
-    assert (res['w_H'], res['w_S'], res['cfg_form']) == (1.0, 3.0, 'nested')                  # the tiny preset's guidance
+    tiny = get_preset('tiny')
+    assert (res['w_H'], res['w_S'], res['cfg_form']) == (tiny.w_H, tiny.w_S, tiny.cfg_form)   # the tiny preset's guidance
+    assert all(x['clamp_x0'] is tiny.clamp_x0 is True for x in models.values())              # and its sampler (x0 clamped)
     assert json.loads((tmp / 'results' / 'demo_summary.json').read_text())['trained_before'] is False
     man = json.loads((tmp / 'results' / 'figures.json').read_text())
     assert {Path(d['figure']).name: Path(d['source']).name for d in man['figures']} == {'demo.png': 'demo.json'}
@@ -49,7 +52,8 @@ def test_demo_writes_results_figures_report(demo):
     md = (tmp / 'results' / 'demo_report.md').read_text()
     for want in ['preset `tiny`', '2 training steps each', 'transcriber `basic-pitch`', 'embedder `torchcrepe-tiny`',
                  'ensemble-classifier-accuracy', '| HS-MAD |', '| Baseline-Global |', '| ground truth |', 'bootstrap 95 %',
-                 '- pooled note F1, HS-MAD minus Baseline-Global: ', '- TAE (ms), HS-MAD minus Baseline-Global: ']:
+                 '- pooled note F1, HS-MAD minus Baseline-Global: ', '- TAE (ms), HS-MAD minus Baseline-Global: ',
+                 "x0 clamped at every step to the training latents' per-channel range"]:
         assert want in md, want
     gt = res['ceiling_rows'][0]                                     # the table prints each number with its interval
     assert f"| ground truth | ceiling | {gt['n_clips']} | {gt['n_matched']} | {gt['f1']:.3f} [{gt['f1_ci95'][0]:.3f}, {gt['f1_ci95'][1]:.3f}] |" in md

@@ -20,6 +20,13 @@ FORMS = {'additive': 'the paper\'s: ε(∅,∅) + w_H·[ε(C_H,∅) − ε(∅,�
          'nested': 'ε(∅,∅) + w_H·[ε(C_H,∅) − ε(∅,∅)] + w_S·[ε(C_H,C_S) − ε(C_H,∅)]: the style term under the score'}
 
 
+def clamp_note(res: dict) -> str:
+    "How the sampler bounded x0 in the models' rows (`clamp_x0`, recorded per row)."
+    c = {r.get('row'): r.get('clamp_x0') for r in res.get('model_rows', []) if r.get('status') == 'ok'}
+    on = sorted(k for k, v in c.items() if v); off = sorted(k for k, v in c.items() if v is False)
+    if not on: return '; x0 not clamped' if off else ''
+    return ("; x0 clamped at every step to the training latents' per-channel range" + (f" ({', '.join(on)}; not {', '.join(off)})" if off else '')
+            + " (`clamp_x0`, nbs/deviations.ipynb#x0-clamp)")
 def training_summary(run: Path) -> dict:
     "Steps, wall time, throughput and final losses of one run folder, from its metrics.jsonl."
     recs = [json.loads(l) for l in (run / 'metrics.jsonl').read_text().splitlines() if l.strip()] if (run / 'metrics.jsonl').is_file() else []
@@ -211,7 +218,8 @@ def report(results: Path, runs: Path, figures: Path, wall_s: float | None, train
          f" (batch {tr['hsmad'].get('batch_size')}, codec `{res['codec']}`, crops of {tr['hsmad'].get('clip_seconds')} s), seed {res['seed']}; "
          f"EMA weights.",
          f"- **Generation:** {res['n_clips']} clip{'s' if res['n_clips'] != 1 else ''} of {res['clip_seconds']} s from the `{res['split']}` split, each with its own MIDI"
-         f" crop and style prompt; DPM++ with {res['steps']} steps, w_H = {res['w_H']}, w_S = {res['w_S']}, {res.get('cfg_form') or 'additive'} guidance ({FORMS.get(res.get('cfg_form') or 'additive', '')}).",
+         f" crop and style prompt; DPM++ with {res['steps']} steps, w_H = {res['w_H']}, w_S = {res['w_S']}, {res.get('cfg_form') or 'additive'} guidance ({FORMS.get(res.get('cfg_form') or 'additive', '')})"
+         + clamp_note(res) + ".",
          f"- **Note metrics:** transcriber `{res['transcriber']}`; onset-only note F1 with a 50 ms tolerance (mir_eval), pooled over"
          f" clips; TAE = RMS onset error of matched notes.",
          f"- **FAD:** embedder `{res['embedder']}` (an offline stand-in for VGGish/CLAP; compare FADs only within this table).",

@@ -22,8 +22,8 @@ CACHE_VERSION = 1
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'NOTE_COLUMNS', 'DATASET_NAMES', 'save_notes', 'load_notes', 'save_labels', 'CacheEntry',
-           'write_track', 'write_spec', 'encode_track', 'encode_dataset', 'finalize', 'CacheError', 'LatentCache',
-           'CropSampler', 'check_dataset_root', 'cli_data']
+           'write_track', 'write_spec', 'encode_track', 'encode_dataset', 'latent_range', 'finalize', 'CacheError',
+           'LatentCache', 'CropSampler', 'check_dataset_root', 'cli_data']
 
 # %% ../../nbs/14_data_cache.ipynb #7aede224
 NOTE_COLUMNS = ('pitch', 'start', 'end', 'velocity', 'program', 'is_drum')
@@ -66,7 +66,8 @@ def write_track(out: Path, entry: CacheEntry, latents: np.ndarray, notes: Notes,
     save_notes(notes_p, notes)
     save_labels(lab_p, labels)
     zf = latents.astype(np.float64)
-    rec = dict(entry=asdict(entry), sum=zf.sum(0).tolist(), sumsq=(zf ** 2).sum(0).tolist())
+    rec = dict(entry=asdict(entry), sum=zf.sum(0).tolist(), sumsq=(zf ** 2).sum(0).tolist(),
+               min=zf.min(0).tolist(), max=zf.max(0).tolist())
     atomic_write_json(rec_p, rec, indent=None)
     return rec
 
@@ -123,6 +124,17 @@ def encode_dataset(dataset: str, data_root: str | os.PathLike, codec: str, out: 
     return summary
 
 # %% ../../nbs/14_data_cache.ipynb #5dbe2132
+def latent_range(out: str | os.PathLike, records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    "Per-channel `(min, max)` of the latents of `records`; a record written before ranges were kept is read from its latents."
+    lo = hi = None
+    for r in records:
+        if 'min' in r: a, b = np.asarray(r['min']), np.asarray(r['max'])
+        else:
+            z = np.load(_track_paths(Path(out), r['entry']['track_id'])[0], mmap_mode='r')
+            a, b = z.min(0).astype(np.float64), z.max(0).astype(np.float64)
+        lo = a if lo is None else np.minimum(lo, a); hi = b if hi is None else np.maximum(hi, b)
+    return lo, hi
+
 def finalize(out: str | os.PathLike) -> dict:
     "Write `manifest.json` and `stats.json` from the track records of cache `out`."
     out = Path(out)
@@ -133,7 +145,9 @@ def finalize(out: str | os.PathLike) -> dict:
     n = sum(r['entry']['frames'] for r in train)
     s = np.sum([r['sum'] for r in train], 0); s2 = np.sum([r['sumsq'] for r in train], 0)
     mean = s / n; std = np.sqrt(np.maximum(s2 / n - mean ** 2, 0)).clip(1e-4)
-    stats = dict(mean=mean.tolist(), std=std.tolist(), frames=int(n), splits=sorted({r['entry']['split'] for r in train}))
+    lo, hi = latent_range(out, train)
+    stats = dict(mean=mean.tolist(), std=std.tolist(), min=lo.tolist(), max=hi.tolist(), frames=int(n),
+                 splits=sorted({r['entry']['split'] for r in train}))
     atomic_write_json(out / 'stats.json', stats, indent=None)
     atomic_write_json(out / 'manifest.json', entries, indent=1)
     return stats
@@ -155,6 +169,7 @@ class LatentCache:
         self.entries = [CacheEntry(**e) for e in json.loads((self.root / 'manifest.json').read_text())]
         st = json.loads((self.root / 'stats.json').read_text())
         self.mean = np.asarray(st['mean'], np.float32); self.std = np.asarray(st['std'], np.float32)
+        self._range = (np.asarray(st['min'], np.float32), np.asarray(st['max'], np.float32)) if 'min' in st else None
         self.sample_rate, self.hop, self.channels = int(self.spec['sample_rate']), int(self.spec['hop']), int(self.spec['channels'])
         self.index = {e.track_id: i for i, e in enumerate(self.entries)}
         self._maps: dict[int, np.ndarray] = {}
@@ -166,6 +181,14 @@ class LatentCache:
     def frame_rate(self) -> float: return self.sample_rate / self.hop
     def __len__(self) -> int: return len(self.entries)
     def __repr__(self): return f"LatentCache({str(self.root)!r}, tracks={len(self)}, codec={self.spec['codec']}, C={self.channels}, {self.frame_rate:.3f} frames/s)"
+
+    @property
+    def range(self) -> tuple[np.ndarray, np.ndarray]:
+        "Per-channel `(min, max)` of the training split's latents (the bounds of `clamp_x0`); read once for a cache that predates them."
+        if self._range is None:
+            recs = [dict(entry=dict(track_id=self.entries[i].track_id)) for i in (self.split('train') or range(len(self)))]
+            self._range = tuple(a.astype(np.float32) for a in latent_range(self.root, recs))
+        return self._range
 
     def split(self, name: str | None) -> list[int]:
         "Indices of the entries in split `name` (all when None)."

@@ -252,13 +252,20 @@ def _scores_record(plan_clip: dict, m: dict, style: float | None) -> dict:
                 onsets=np.asarray(m['onsets'], np.float64).tolist())
 
 def run_info(path: str | os.PathLike) -> dict:
-    "`{variant, train_step}` of a run folder's newest checkpoint (None where the folder does not say)."
+    "`{variant, train_step, clamp_x0}` of a run folder's newest checkpoint (None where the folder does not say)."
     from hsmad.checkpoint import latest_checkpoint
+    none = dict(variant=None, train_step=None, clamp_x0=None)
     try: ck = latest_checkpoint(path)
-    except (FileNotFoundError, ValueError, OSError): return dict(variant=None, train_step=None)
+    except (FileNotFoundError, ValueError, OSError): return none
     read = lambda f: json.loads((ck / f).read_text()) if (ck / f).is_file() else {}
-    try: return dict(variant=read('config.json').get('variant'), train_step=read('state.json').get('step'))
-    except (ValueError, OSError): return dict(variant=None, train_step=None)
+    try: c = read('config.json'); return dict(variant=c.get('variant'), train_step=read('state.json').get('step'), clamp_x0=c.get('clamp_x0', False))
+    except (ValueError, OSError): return none
+
+def _clamp_of(run, info: dict, clamp_x0: bool | None) -> bool | None:
+    "The `clamp_x0` a generation by `run` uses (None for MusicGen, which samples tokens, not latents)."
+    cfg = getattr(run, 'cfg', None)
+    if (info.get('variant') or getattr(cfg, 'variant', None)) == 'musicgen': return None
+    return clamp_x0 if clamp_x0 is not None else (getattr(cfg, 'clamp_x0', None) if cfg is not None else info.get('clamp_x0'))
 
 # %% ../../nbs/34_eval_evaluate.ipynb #23000332
 class Evaluator:
@@ -390,16 +397,18 @@ def generate(self: Evaluator, run, styles: Sequence[str] | None = None, notes: S
 
 @patch
 def model_row(self: Evaluator, row: str, run, *, w_H: float, w_S: float, steps: int, seed: int = 0, form: str = 'additive',
-               styles: Sequence[str] | None = None, fad: bool = True, variant: str | None = None, **extra) -> dict:
+               styles: Sequence[str] | None = None, fad: bool = True, variant: str | None = None, clamp_x0: bool | None = None,
+               **extra) -> dict:
     "Generate the plan with `run` and score it (`variant`, when given, must be the one the run was trained as)."
     info = run_info(run) if isinstance(run, (str, os.PathLike)) else dict(variant=None, train_step=getattr(run, 'step', None))
+    cx = _clamp_of(run, info, clamp_x0)
     if variant is not None and info['variant'] not in (None, variant):
         raise ValueError(f"run {run} was trained as variant {info['variant']!r}, not {variant!r}")
     t0 = time.time()
-    clips = self.generate(run, styles=styles, w_H=w_H, w_S=w_S, steps=steps, seed=seed, form=form)
+    clips = self.generate(run, styles=styles, w_H=w_H, w_S=w_S, steps=steps, seed=seed, form=form, clamp_x0=cx)
     gen_s = time.time() - t0                                  # generation (with the codec's decode), not the scoring
     r = self.row(row, 'model', clips, prompted=styles, fad=fad, **({} if variant is None else dict(variant=variant)),
-                 run=str(getattr(run, 'path', run)), train_step=info['train_step'], w_H=w_H, w_S=w_S, cfg_form=form, steps=steps, seed=seed,
+                 run=str(getattr(run, 'path', run)), train_step=info['train_step'], w_H=w_H, w_S=w_S, cfg_form=form, clamp_x0=cx, steps=steps, seed=seed,
                  status='ok', **extra)
     r.update(seconds=round(time.time() - t0, 1), gen_s_per_audio_s=round(gen_s / (len(clips) * self.clip_seconds), 4))
     return r
@@ -431,7 +440,7 @@ def header(self: Evaluator, **kw) -> dict:
 # %% ../../nbs/34_eval_evaluate.ipynb #0c7e6332
 @patch
 def prompt_swap(self: Evaluator, run, n_clips: int = 3, prompts: Sequence[str] | None = None, *, w_H: float, w_S: float,
-                steps: int, seed: int = 0, form: str = 'additive') -> dict:
+                steps: int, seed: int = 0, form: str = 'additive', clamp_x0: bool | None = None) -> dict:
     "The first `n_clips` crops of the plan, each generated under every prompt: nearest own-ensemble render and style measure."
     from hsmad.data.mini import ENSEMBLES, render_ensembles
     from hsmad.midi import read_midi
@@ -449,11 +458,12 @@ def prompt_swap(self: Evaluator, run, n_clips: int = 3, prompts: Sequence[str] |
         refs.append({k: (v, self.sr) for k, v in r.items()})
     notes = [self.refs[i] for i in range(len(plan)) for _ in prompts]
     asked = [p for _ in plan for p in prompts]
-    clips = self.generate(run, styles=asked, notes=notes, w_H=w_H, w_S=w_S, steps=steps, seed=seed, form=form)
+    cx = _clamp_of(run, run_info(run) if isinstance(run, (str, os.PathLike)) else {}, clamp_x0)
+    clips = self.generate(run, styles=asked, notes=notes, w_H=w_H, w_S=w_S, steps=steps, seed=seed, form=form, clamp_x0=cx)
     ne = nearest_ensemble(clips, asked, [refs[i] for i in range(len(plan)) for _ in prompts])
     sa = self.style(clips, asked)
-    return dict(ne, run=str(getattr(run, 'path', run)), n_clips=len(plan), prompts=prompts, w_H=w_H, w_S=w_S, cfg_form=form, steps=steps,
-                seed=seed, style_adherence=sa.get('value'), style_measure=sa.get('measure'), style_confusion=sa.get('confusion'),
+    return dict(ne, run=str(getattr(run, 'path', run)), n_clips=len(plan), prompts=prompts, w_H=w_H, w_S=w_S, cfg_form=form, clamp_x0=cx,
+                steps=steps, seed=seed, style_adherence=sa.get('value'), style_measure=sa.get('measure'), style_confusion=sa.get('confusion'),
                 clips=[dict(track_id=t.track_id, offset_s=o) for t, o in plan])
 
 # %% ../../nbs/34_eval_evaluate.ipynb #626e5290
@@ -461,7 +471,7 @@ COLUMNS = ['row', 'kind', 'variant', 'run', 'transcriber', 'n_clips', 'precision
            'f1_mean', 'tae_s', 'tae_s_ci95_lo', 'tae_s_ci95_hi', 'velocity_r', 'velocity_r_ci95_lo', 'velocity_r_ci95_hi',
            'n_ref', 'n_est', 'n_matched', 'fad', 'fad_ci95_lo', 'fad_ci95_hi', 'fad_embedder', 'style_adherence',
            'style_adherence_ci95_lo', 'style_adherence_ci95_hi', 'style_measure', 'style_n', 'tae_slope_s_per_s',
-           'w_H', 'w_S', 'cfg_form', 'steps', 'gen_s_per_audio_s', 'status']
+           'w_H', 'w_S', 'cfg_form', 'clamp_x0', 'steps', 'gen_s_per_audio_s', 'status']
 
 def placeholder_row(row: str, status: str, **extra) -> dict:
     "A table row whose model does not exist yet: every number null, the status says why."
