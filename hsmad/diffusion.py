@@ -261,12 +261,13 @@ def _sample(model, S_sync, F_style, frame_mask, steps, w_H, w_S, form, sampler, 
         z_known, k_mask = known[0].to(dev), known[1].to(dev).bool()[:, None]
         eps_known = noise()
         z = torch.where(k_mask, sch.add_noise(z_known, eps_known, sch.timesteps[:1].repeat(B)), z)
+    if x0_range is not None: abar = sch.alphas_cumprod.to(dev)[sch.timesteps.long()]   # ᾱ of every step, once (no sync per step)
     for i, t in enumerate(sch.timesteps):
         if not cache_structure: gc = GuidanceConditions.build(model, model.encode_structure(S_sync, net_mask), F_style, form)
         tb = t.reshape(1).repeat(3 * B if batched else B)
         z_in = sch.scale_model_input(z, t)
         pred = guided_prediction(model, z_in, tb, gc, w_H, w_S, batched)
-        if x0_range is not None: pred = clamp_x0(pred.float(), z_in.float(), sch.alphas_cumprod[int(t)], model.cfg.prediction, *x0_range)
+        if x0_range is not None: pred = clamp_x0(pred.float(), z_in.float(), abar[i], model.cfg.prediction, *x0_range)
         z = sch.step(pred.float(), t, z).prev_sample * m                  # the scheduler in float32
         if known is not None:
             if i + 1 < len(sch.timesteps): zk = sch.add_noise(z_known, eps_known, sch.timesteps[i + 1:i + 2].repeat(B))

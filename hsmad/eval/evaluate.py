@@ -258,8 +258,9 @@ def run_info(path: str | os.PathLike) -> dict:
     try: ck = latest_checkpoint(path)
     except (FileNotFoundError, ValueError, OSError): return none
     read = lambda f: json.loads((ck / f).read_text()) if (ck / f).is_file() else {}
-    try: c = read('config.json'); return dict(variant=c.get('variant'), train_step=read('state.json').get('step'), clamp_x0=c.get('clamp_x0', False))
+    try: c, state = read('config.json'), read('state.json')
     except (ValueError, OSError): return none
+    return dict(variant=c.get('variant'), train_step=state.get('step'), clamp_x0=c.get('clamp_x0', False))
 
 def _clamp_of(run, info: dict, clamp_x0: bool | None) -> bool | None:
     "The `clamp_x0` a generation by `run` uses (None for MusicGen, which samples tokens, not latents)."
